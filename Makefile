@@ -1,0 +1,31 @@
+# The README's two commands live here: `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint validate
+
+$(BIN)/hourglass: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(BIN)/hourglass
+
+setup: $(BIN)/hourglass
+
+demo: setup
+	$(BIN)/hourglass demo
+
+validate: setup
+	$(BIN)/hourglass validate playbooks/
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: setup
+	scripts/ensure-redis
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q
