@@ -1,0 +1,123 @@
+"""One application of one event to one account: the shared working state of the core's stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.core.conditions import make_context
+from engine.core.context import build_context
+from engine.core.effects import Effects, NearMiss, StageChange, TimerArm, TimerCancel
+from engine.core.event import Event
+from engine.core.playbook_set import CompiledPlaybook, CompiledTrigger, PlaybookSet
+from engine.core.state import AccountState, Timer, TrackState
+
+#: Cascades (a playbook's move_stage firing another playbook) stop after this many firings.
+MAX_FIRINGS = 64
+
+
+@dataclass(slots=True)
+class Firing:
+    """A playbook trigger that matched, waiting to pass its conditions and policy."""
+
+    playbook: CompiledPlaybook
+    trigger: CompiledTrigger
+    occurrence: str
+
+
+@dataclass
+class Application:
+    """Working state while applying one event: the account, the clock reading, the effects."""
+
+    state: AccountState
+    pset: PlaybookSet
+    event: Event | None
+    now: float
+    effects: Effects = field(default_factory=Effects)
+    queue: list[Firing] = field(default_factory=list)
+    fired: int = 0
+    _context: dict[str, Any] | None = None
+    _cel: Any = None
+
+    # -- the condition/template context, rebuilt only after the state changed ----------------
+
+    def context(self) -> dict[str, Any]:
+        if self._context is None:
+            self._context = build_context(self.state, self.pset.schema, self.event, self.now)
+        return self._context
+
+    def conditions(self) -> Any:
+        """The context as a CEL ``Context``, converted once and shared by every condition."""
+        if self._cel is None:
+            self._cel = make_context(self.context())
+        return self._cel
+
+    def touched(self) -> None:
+        self._context = None
+        self._cel = None
+
+    @property
+    def timezone(self) -> str:
+        name = self.pset.schema.timezone_trait
+        tz = self.state.traits.get(name) if name else None
+        return tz if isinstance(tz, str) and tz else "UTC"
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def arm(self, timer_id: str, due: float) -> None:
+        """Arm or re-arm a timer: a new generation makes any earlier firing stale."""
+        self.state.timer_seq += 1
+        generation = self.state.timer_seq
+        self.state.timers[timer_id] = Timer(generation, due)
+        self.effects.timers_armed.append(TimerArm(timer_id, generation, due))
+
+    def cancel(self, timer_id: str) -> None:
+        if self.state.timers.pop(timer_id, None) is not None:
+            self.effects.timers_cancelled.append(TimerCancel(timer_id))
+
+    def cancel_all_timers(self) -> None:
+        for timer_id in list(self.state.timers):
+            self.cancel(timer_id)
+
+    # -- near-misses and firings ----------------------------------------------------------
+
+    def miss(self, playbook: str, occurrence: str, reason: str) -> None:
+        self.effects.near_misses.append(NearMiss(playbook, occurrence, reason, self.now))
+
+    def fire(self, playbook: CompiledPlaybook, trigger: CompiledTrigger, occurrence: str) -> None:
+        if self.fired >= MAX_FIRINGS:
+            self.miss(playbook.id, occurrence, f"more than {MAX_FIRINGS} firings for one event")
+            return
+        self.fired += 1
+        self.queue.append(Firing(playbook, trigger, occurrence))
+
+    # -- stages ---------------------------------------------------------------------------
+
+    def move(self, key: str, to: str, *, cause: str, occurrence: str) -> None:
+        """Put the account in ``to`` on track ``key`` and fire the stage triggers it causes."""
+        current = self.state.tracks.get(key)
+        before = current.stage if current else None
+        if before == to:
+            return
+        if current is None:
+            self.state.tracks[key] = TrackState(to, self.now)
+        else:
+            current.move(to, self.now)
+        self.touched()
+        self.effects.stage_changes.append(StageChange(key, before, to, self.now, cause))
+        occ = f"{occurrence}>{key}:{to}"
+        if before is not None:
+            for playbook, trigger in self.pset.on_stage.get(("exited", key, before), ()):
+                self.fire(playbook, trigger, occ)
+        for playbook, trigger in self.pset.on_stage.get(("entered", key, to), ()):
+            self.fire(playbook, trigger, occ)
+        if self.pset.track(key).stage(to).phase == "outcome":
+            self.end_everything(f"entered outcome '{to}' on {key}")
+
+    def end_everything(self, why: str) -> None:
+        """A terminal outcome: every timer cancelled, every running sequence ended."""
+        self.cancel_all_timers()
+        for playbook_id, book in self.state.books.items():
+            if book.run is not None:
+                self.miss(playbook_id, book.run.occurrence, f"sequence ended: {why}")
+                book.run = None

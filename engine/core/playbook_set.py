@@ -1,0 +1,153 @@
+"""A loaded, compiled set of journeys, schema, destinations and playbooks, indexed by trigger."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.core.conditions import Condition
+from engine.core.destinations import Destinations
+from engine.core.durations import Duration
+from engine.core.journeys import Journey, Track, Transition
+from engine.core.playbooks import Playbook, Trigger
+from engine.core.schema import AccountSchema
+from engine.core.templates import CompiledTemplate
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTrigger:
+    index: int
+    spec: Trigger
+    kind: str
+    filter: Condition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledAction:
+    """An action with its text fields compiled as templates (``payload.x`` for webhook bodies)."""
+
+    ref: str
+    kind: str
+    spec: Any
+    texts: dict[str, CompiledTemplate] = field(default_factory=dict)
+    html: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledStep:
+    kind: str
+    actions: tuple[CompiledAction, ...] = ()
+    otherwise: tuple[CompiledAction, ...] = ()
+    wait: Duration | None = None
+    condition: Condition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPlaybook:
+    spec: Playbook
+    journey: str | None
+    file: str
+    triggers: tuple[CompiledTrigger, ...]
+    conditions: tuple[Condition, ...]
+    unless: tuple[Condition, ...]
+    steps: tuple[CompiledStep, ...]
+    exit_conditions: tuple[Condition, ...] = ()
+    goal_condition: Condition | None = None
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def version(self) -> int:
+        return self.spec.version
+
+    @property
+    def mode(self) -> str:
+        return self.spec.mode
+
+    def track_key(self, track: str | None = None, journey: str | None = None) -> str:
+        return f"{journey or self.journey}.{track or self.spec.track}"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTransition:
+    journey: str
+    track: str
+    spec: Transition
+    when: Condition | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.journey}.{self.track}"
+
+
+Hook = tuple[CompiledPlaybook, CompiledTrigger]
+
+
+class PlaybookSet:
+    """Everything the core needs to apply events, with indexes so an event only meets the
+    playbooks whose trigger can match it."""
+
+    def __init__(
+        self,
+        *,
+        journeys: dict[str, Journey],
+        schema: AccountSchema,
+        destinations: Destinations,
+        playbooks: list[CompiledPlaybook],
+        transitions: list[CompiledTransition],
+        retained: dict[tuple[str, int], CompiledPlaybook] | None = None,
+        digest: str = "",
+    ) -> None:
+        self.journeys = journeys
+        self.schema = schema
+        self.destinations = destinations
+        self.playbooks = tuple(sorted(playbooks, key=lambda p: (-p.spec.priority, p.id)))
+        self.by_id = {p.id: p for p in self.playbooks}
+        self.retained = dict(retained or {})
+        for p in self.playbooks:
+            self.retained[(p.id, p.version)] = p
+        self.digest = digest
+        self.transitions: dict[str, list[CompiledTransition]] = defaultdict(list)
+        for transition in transitions:
+            self.transitions[transition.spec.event].append(transition)
+        self.on_event: dict[str, list[Hook]] = defaultdict(list)
+        self.on_call: dict[str, list[Hook]] = defaultdict(list)
+        self.on_stage: dict[tuple[str, str, str], list[Hook]] = defaultdict(list)
+        self.timed: list[Hook] = []
+        self.thresholds: list[Hook] = []
+        self.inactivity_events: dict[str, list[Hook]] = defaultdict(list)
+        for p in self.playbooks:
+            if p.mode == "disabled":
+                continue
+            for t in p.triggers:
+                spec = t.spec
+                if spec.event is not None:
+                    self.on_event[spec.event].append((p, t))
+                elif spec.call is not None:
+                    self.on_call[spec.call].append((p, t))
+                elif spec.stage_entered is not None:
+                    key = p.track_key(spec.track)
+                    self.on_stage[("entered", key, spec.stage_entered)].append((p, t))
+                elif spec.stage_exited is not None:
+                    key = p.track_key(spec.track)
+                    self.on_stage[("exited", key, spec.stage_exited)].append((p, t))
+                elif spec.metric is not None or spec.health is not None:
+                    self.thresholds.append((p, t))
+                else:
+                    self.timed.append((p, t))
+                    if spec.inactivity is not None:
+                        for name in spec.inactivity.events:
+                            self.inactivity_events[name].append((p, t))
+
+    def track(self, key: str) -> Track:
+        journey, _, name = key.partition(".")
+        return self.journeys[journey].tracks[name]
+
+    def version_of(self, playbook_id: str, version: int) -> CompiledPlaybook | None:
+        return self.retained.get((playbook_id, version))
+
+    def track_keys(self) -> list[str]:
+        return [f"{j}.{t}" for j, journey in self.journeys.items() for t in journey.tracks]

@@ -1,0 +1,237 @@
+"""An account's state: stages per track, traits, flags, metrics, health, contacts, timers,
+open tasks and per-playbook bookkeeping. Every list is bounded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+#: Bounds that keep an account's state well under 1 KB in the common case.
+STAGE_HISTORY = 8
+HEALTH_HISTORY = 6
+MAX_CONTACTS = 25
+MAX_OPEN_TASKS = 20
+MAX_TRAITS = 64
+MAX_FLAGS = 32
+
+#: The flag that puts an account's customer-facing communication on hold.
+COMMS_HOLD = "comms_hold"
+
+
+@dataclass(slots=True)
+class StageVisit:
+    """A past stage on a track: which, when entered, when left."""
+
+    stage: str
+    entered: float
+    left: float
+
+
+@dataclass(slots=True)
+class TrackState:
+    """Where an account is on one track, and where it has been."""
+
+    stage: str
+    entered: float
+    history: list[StageVisit] = field(default_factory=list)
+
+    def move(self, stage: str, at: float) -> None:
+        self.history.append(StageVisit(self.stage, self.entered, at))
+        del self.history[:-STAGE_HISTORY]
+        self.stage, self.entered = stage, at
+
+
+@dataclass(slots=True)
+class Contact:
+    """One of the account's people, from ``identify`` calls."""
+
+    user_id: str
+    email: str | None = None
+    role: str | None = None
+    tz: str | None = None
+    name: str | None = None
+    last_seen: float = 0.0
+    active: bool = True
+    bounced: bool = False
+
+
+@dataclass(slots=True)
+class Timer:
+    """A durable per-account deadline; ``generation`` tells a live firing from a stale one."""
+
+    generation: int
+    due: float
+
+
+@dataclass(slots=True)
+class OpenTask:
+    """A CSM task opened by a playbook and not yet completed."""
+
+    playbook: str
+    title: str
+    assignee: str
+    due: float
+
+
+@dataclass(slots=True)
+class SequenceRun:
+    """An account's place in a playbook's sequence of steps."""
+
+    occurrence: str
+    version: int
+    step: int
+    started: float
+    goal_by: float | None = None
+
+
+@dataclass(slots=True)
+class PlaybookBook:
+    """Per-playbook bookkeeping for one account."""
+
+    fired: int = 0
+    last_fired: float | None = None
+    run: SequenceRun | None = None
+    goals: int = 0
+    #: Trigger index -> a marker: 1 while a threshold is crossed or an inactivity trigger
+    #: awaits its reset; for a date trigger, the due time it already fired for.
+    marks: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class AccountState:
+    """Everything the engine keeps about one account."""
+
+    account_id: str
+    created: float
+    last_event: float = 0.0
+    tracks: dict[str, TrackState] = field(default_factory=dict)
+    traits: dict[str, Any] = field(default_factory=dict)
+    #: Flag name -> expiry time (0 = never expires).
+    flags: dict[str, float] = field(default_factory=dict)
+    #: Metric name -> bucket index -> value (count/sum), or {0: ts} for last_seen.
+    metrics: dict[str, dict[int, float]] = field(default_factory=dict)
+    health: float | None = None
+    health_history: list[tuple[float, float]] = field(default_factory=list)
+    #: Manual health adjustments: (amount, expiry or 0).
+    adjustments: list[tuple[float, float]] = field(default_factory=list)
+    contacts: dict[str, Contact] = field(default_factory=dict)
+    timers: dict[str, Timer] = field(default_factory=dict)
+    timer_seq: int = 0
+    tasks: dict[str, OpenTask] = field(default_factory=dict)
+    books: dict[str, PlaybookBook] = field(default_factory=dict)
+    dead_letters: int = 0
+
+    def book(self, playbook_id: str) -> PlaybookBook:
+        book = self.books.get(playbook_id)
+        if book is None:
+            book = self.books[playbook_id] = PlaybookBook()
+        return book
+
+    def flag_set(self, name: str, now: float) -> bool:
+        expiry = self.flags.get(name)
+        return expiry is not None and (expiry == 0 or expiry > now)
+
+    def live_flags(self, now: float) -> list[str]:
+        return [name for name in self.flags if self.flag_set(name, now)]
+
+    def on_hold(self, now: float) -> bool:
+        """Whether a comms hold silences every customer-facing action."""
+        return self.flag_set(COMMS_HOLD, now)
+
+    # -- serialisation -------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A compact, JSON-ready form (short keys: this is what Redis stores per account)."""
+        out: dict[str, Any] = {"id": self.account_id, "c": self.created, "l": self.last_event}
+        if self.tracks:
+            out["s"] = {
+                k: [t.stage, t.entered, [[h.stage, h.entered, h.left] for h in t.history]]
+                for k, t in self.tracks.items()
+            }
+        _put(out, "t", self.traits)
+        _put(out, "f", self.flags)
+        if self.metrics:
+            out["m"] = {
+                k: [[b, v] for b, v in buckets.items()] for k, buckets in self.metrics.items()
+            }
+        if self.health is not None:
+            out["h"] = [self.health, [list(x) for x in self.health_history]]
+        if self.adjustments:
+            out["ha"] = [list(a) for a in self.adjustments]
+        if self.contacts:
+            out["p"] = {
+                k: [c.email, c.role, c.tz, c.name, c.last_seen, c.active, c.bounced]
+                for k, c in self.contacts.items()
+            }
+        if self.timers:
+            out["tm"] = {k: [t.generation, t.due] for k, t in self.timers.items()}
+        if self.timer_seq:
+            out["ts"] = self.timer_seq
+        if self.tasks:
+            out["k"] = {k: [t.playbook, t.title, t.assignee, t.due] for k, t in self.tasks.items()}
+        if self.books:
+            out["b"] = {k: _book_out(b) for k, b in self.books.items()}
+        if self.dead_letters:
+            out["d"] = self.dead_letters
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AccountState:
+        health = data.get("h")
+        return cls(
+            account_id=data["id"],
+            created=data["c"],
+            last_event=data.get("l", 0.0),
+            tracks={
+                k: TrackState(v[0], v[1], [StageVisit(*h) for h in v[2]])
+                for k, v in data.get("s", {}).items()
+            },
+            traits=data.get("t", {}),
+            flags=data.get("f", {}),
+            metrics={k: {int(b): v for b, v in pairs} for k, pairs in data.get("m", {}).items()},
+            health=health[0] if health else None,
+            health_history=[(a, b) for a, b in health[1]] if health else [],
+            adjustments=[(a, b) for a, b in data.get("ha", [])],
+            contacts={k: Contact(k, *v) for k, v in data.get("p", {}).items()},
+            timers={k: Timer(v[0], v[1]) for k, v in data.get("tm", {}).items()},
+            timer_seq=data.get("ts", 0),
+            tasks={k: OpenTask(*v) for k, v in data.get("k", {}).items()},
+            books={k: _book_in(v) for k, v in data.get("b", {}).items()},
+            dead_letters=data.get("d", 0),
+        )
+
+    def dumps(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def loads(cls, raw: bytes | str) -> AccountState:
+        return cls.from_dict(orjson.loads(raw))
+
+
+def _put(out: dict[str, Any], key: str, value: dict[str, Any]) -> None:
+    if value:
+        out[key] = value
+
+
+def _book_out(book: PlaybookBook) -> list[Any]:
+    run = book.run
+    return [
+        book.fired,
+        book.last_fired,
+        [run.occurrence, run.version, run.step, run.started, run.goal_by] if run else None,
+        book.goals,
+        [[i, m] for i, m in book.marks.items()],
+    ]
+
+
+def _book_in(raw: list[Any]) -> PlaybookBook:
+    run = raw[2]
+    return PlaybookBook(
+        fired=raw[0],
+        last_fired=raw[1],
+        run=SequenceRun(*run) if run else None,
+        goals=raw[3],
+        marks={int(i): float(m) for i, m in raw[4]},
+    )

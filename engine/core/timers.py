@@ -1,0 +1,151 @@
+"""Which timers an account should have open, and when each is due.
+
+Timer ids: ``trg:<playbook>:<trigger>`` for inactivity, date and schedule triggers,
+``seq:<playbook>`` for a sequence's wait, ``win`` for the next metric-window expiry.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+from engine.core.application import Application
+from engine.core.context import parse_date
+from engine.core.metrics import next_expiry
+from engine.core.playbook_set import CompiledPlaybook, CompiledTrigger
+
+WINDOW_TIMER = "win"
+
+
+def trigger_timer(playbook_id: str, index: int) -> str:
+    return f"trg:{playbook_id}:{index}"
+
+
+def parse_timer(timer_id: str) -> tuple[str, str, int]:
+    """(kind, playbook id, trigger index) of a timer id; index is -1 where it has none."""
+    kind, _, rest = timer_id.partition(":")
+    if kind == "trg":
+        playbook, _, index = rest.rpartition(":")
+        return kind, playbook, int(index)
+    return kind, rest, -1
+
+
+def date_due(app: Application, trigger: CompiledTrigger) -> float | None:
+    """When a date trigger is due for this account, from its date trait, in its time zone."""
+    spec = trigger.spec.date
+    assert spec is not None
+    day = parse_date(app.state.traits.get(spec.trait))
+    if day is None:
+        return None
+    hour, minute = (int(x) for x in spec.at.split(":"))
+    tz = ZoneInfo(app.timezone)
+    local = datetime.combine(day.date(), time(hour, minute), tzinfo=tz).timestamp()
+    if spec.before is not None:
+        return spec.before.before(local, app.timezone)
+    if spec.after is not None:
+        return spec.after.after(local, app.timezone)
+    return local
+
+
+def next_tick(cron: str, timezone: str, after: float) -> float:
+    """The schedule's next tick strictly after ``after``."""
+    start = datetime.fromtimestamp(after, tz=ZoneInfo(timezone))
+    return float(croniter(cron, start).get_next(float))
+
+
+def in_outcome(app: Application, playbook: CompiledPlaybook) -> bool:
+    """Whether the account sits in a terminal outcome on the playbook's track."""
+    key = playbook.track_key()
+    track = app.state.tracks.get(key)
+    if track is None or playbook.journey is None:
+        return False
+    return app.pset.track(key).stage(track.stage).phase == "outcome"
+
+
+def ensure(app: Application) -> None:
+    """Arm the timers the account should have, cancel those it should not."""
+    wanted: set[str] = set()
+    state = app.state
+    for playbook, trigger in app.pset.timed:
+        if in_outcome(app, playbook):
+            continue
+        timer_id = trigger_timer(playbook.id, trigger.index)
+        book = state.book(playbook.id)
+        spec = trigger.spec
+        if spec.inactivity is not None:
+            stage = spec.inactivity.in_stage
+            current = state.tracks.get(playbook.track_key())
+            if stage is not None and (current is None or current.stage != stage):
+                continue
+            if book.marks.get(trigger.index):
+                continue  # fired; waits for a reset event
+            wanted.add(timer_id)
+            if timer_id not in state.timers:
+                since = current.entered if stage is not None and current else app.now
+                app.arm(timer_id, spec.inactivity.for_.after(since, app.timezone))
+        elif spec.date is not None:
+            due = date_due(app, trigger)
+            if due is None or due <= app.now or book.marks.get(trigger.index) == due:
+                continue
+            wanted.add(timer_id)
+            timer = state.timers.get(timer_id)
+            if timer is None or timer.due != due:
+                app.arm(timer_id, due)
+        elif spec.schedule is not None:
+            wanted.add(timer_id)
+            if timer_id not in state.timers:
+                app.arm(timer_id, next_tick(spec.schedule.cron, spec.schedule.timezone, app.now))
+    window = next_window(app)
+    if window is not None:
+        wanted.add(WINDOW_TIMER)
+        timer = state.timers.get(WINDOW_TIMER)
+        if timer is None or timer.due != window:
+            app.arm(WINDOW_TIMER, window)
+    for timer_id in list(state.timers):
+        kind, playbook_id, _ = parse_timer(timer_id)
+        if kind == "seq":
+            owner = app.pset.by_id.get(playbook_id)
+            running = state.books.get(playbook_id)
+            keep = owner is not None and owner.mode != "disabled"
+            if not keep and running is not None and running.run is not None:
+                app.miss(playbook_id, running.run.occurrence, "sequence ended: playbook removed")
+                running.run = None
+            keep = keep and running is not None and running.run is not None
+        else:
+            keep = timer_id in wanted
+        if not keep:
+            app.cancel(timer_id)
+
+
+def reset_inactivity(app: Application, name: str, ts: float) -> None:
+    """A progress event: re-arm the inactivity timers it resets (a new generation)."""
+    for playbook, trigger in app.pset.inactivity_events.get(name, ()):
+        spec = trigger.spec.inactivity
+        assert spec is not None
+        timer_id = trigger_timer(playbook.id, trigger.index)
+        app.state.book(playbook.id).marks.pop(trigger.index, None)
+        current = app.state.tracks.get(playbook.track_key())
+        if spec.in_stage is not None and (current is None or current.stage != spec.in_stage):
+            continue
+        since = max(ts, current.entered) if spec.in_stage and current else ts
+        app.arm(timer_id, spec.for_.after(since, app.timezone))
+
+
+def next_window(app: Application) -> float | None:
+    """When a watched windowed metric next loses a bucket (a crossing caused by time alone)."""
+    schema = app.pset.schema
+    watched: set[str] = set()
+    for _, trigger in app.pset.thresholds:
+        if trigger.spec.metric is not None and trigger.spec.metric.name:
+            watched.add(trigger.spec.metric.name)
+        else:
+            watched.update(c.metric for c in schema.health.components if c.metric)
+    times = [
+        t
+        for name in watched
+        if name in schema.metrics
+        and (t := next_expiry(app.state, name, schema.metrics[name], app.now)) is not None
+    ]
+    return min(times) if times else None
