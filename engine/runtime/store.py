@@ -1,0 +1,100 @@
+"""The store interface: account states, durable timers, the action outbox, tasks, dedupe.
+
+Two implementations: the in-memory store (embedded mode, simulations, tests) and the Redis
+store (production). Both pass the same contract tests.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.core.effects import ActionEffect, Effects, TimerArm
+from engine.core.playbooks import DELIVERED
+from engine.core.state import AccountState
+
+
+@dataclass(frozen=True, slots=True)
+class DueTimer:
+    """A timer whose time has come, popped from the store."""
+
+    account_id: str
+    timer_id: str
+    generation: int
+    due: float
+
+
+@dataclass
+class Commit:
+    """Everything one batch decided, written together: states, timer changes, outbox entries."""
+
+    states: list[AccountState] = field(default_factory=list)
+    armed: list[tuple[str, TimerArm]] = field(default_factory=list)
+    cancelled: list[tuple[str, str]] = field(default_factory=list)
+    actions: list[ActionEffect] = field(default_factory=list)
+
+    def add(self, state: AccountState, effects: Effects) -> None:
+        """Add one account's effects (timer changes in the order they were decided)."""
+        if state not in self.states:
+            self.states.append(state)
+        account = state.account_id
+        self.armed += [(account, arm) for arm in effects.timers_armed]
+        self.cancelled += [(account, c.timer_id) for c in effects.timers_cancelled]
+        self.actions += [a for a in effects.actions if a.mode == "live" and a.type in DELIVERED]
+
+
+class Store(ABC):
+    """Where the engine keeps everything durable."""
+
+    @abstractmethod
+    def load(self, account_ids: Iterable[str]) -> dict[str, AccountState]:
+        """The stored states of these accounts (unknown accounts are absent)."""
+
+    @abstractmethod
+    def commit(self, commit: Commit) -> None:
+        """Write states, timer changes and outbox entries together, all or nothing.
+
+        An outbox entry whose idempotency key is already known is not added again.
+        """
+
+    @abstractmethod
+    def account_ids(self) -> Iterator[str]:
+        """Every account the store holds."""
+
+    @abstractmethod
+    def pop_due(self, now: float, limit: int = 1000) -> list[DueTimer]:
+        """Remove and return timers due at or before ``now``, earliest first."""
+
+    @abstractmethod
+    def next_due(self) -> float | None:
+        """When the earliest open timer is due, if any."""
+
+    @abstractmethod
+    def pending_actions(self, limit: int = 1000) -> list[ActionEffect]:
+        """Outbox entries not yet delivered, oldest first."""
+
+    @abstractmethod
+    def mark_delivered(self, key: str, receipt: str) -> None:
+        """Record that the action with this idempotency key was delivered."""
+
+    @abstractmethod
+    def delivery(self, key: str) -> str | None:
+        """The receipt of a delivered action, or None."""
+
+    @abstractmethod
+    def remember_message(self, message_id: str) -> bool:
+        """True the first time a messageId is seen (within the dedupe window), else False."""
+
+    @abstractmethod
+    def save_task(self, task: dict[str, Any]) -> None:
+        """Store a CSM task (keyed by its ``task_id``); saving it again changes nothing."""
+
+    @abstractmethod
+    def tasks(self, *, status: str | None = None) -> list[dict[str, Any]]:
+        """Tasks, optionally only ``open`` or ``done`` ones."""
+
+    @abstractmethod
+    def complete_task(self, task_id: str, at: float) -> dict[str, Any] | None:
+        """Mark a task done; the task, or None if there is no such task."""
