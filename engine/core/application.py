@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.core.conditions import make_context
 from engine.core.context import build_context
 from engine.core.effects import Effects, NearMiss, StageChange, TimerArm, TimerCancel
 from engine.core.event import Event
+from engine.core.metrics import metric_values
 from engine.core.playbook_set import CompiledPlaybook, CompiledTrigger, PlaybookSet
 from engine.core.state import AccountState, Timer, TrackState
+
+
+@functools.lru_cache(maxsize=1024)
+def known_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone (an account's trait may hold anything)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
 
 #: Cascades (a playbook's move_stage firing another playbook) stop after this many firings.
 MAX_FIRINGS = 64
@@ -37,7 +50,7 @@ class Application:
     queue: list[Firing] = field(default_factory=list)
     fired: int = 0
     _context: dict[str, Any] | None = None
-    _cel: Any = None
+    _metrics: dict[str, float] | None = None
 
     # -- the condition/template context, rebuilt only after the state changed ----------------
 
@@ -46,21 +59,25 @@ class Application:
             self._context = build_context(self.state, self.pset.schema, self.event, self.now)
         return self._context
 
-    def conditions(self) -> Any:
-        """The context as a CEL ``Context``, converted once and shared by every condition."""
-        if self._cel is None:
-            self._cel = make_context(self.context())
-        return self._cel
+    def conditions(self) -> dict[str, Any]:
+        """What conditions read: each condition projects out only the fields it names."""
+        return self.context()
+
+    def metrics(self) -> dict[str, float]:
+        """Every declared metric's value now, computed once until the state changes."""
+        if self._metrics is None:
+            self._metrics = metric_values(self.state, self.pset.schema, self.now)
+        return self._metrics
 
     def touched(self) -> None:
         self._context = None
-        self._cel = None
+        self._metrics = None
 
     @property
     def timezone(self) -> str:
         name = self.pset.schema.timezone_trait
         tz = self.state.traits.get(name) if name else None
-        return tz if isinstance(tz, str) and tz else "UTC"
+        return tz if isinstance(tz, str) and tz and known_zone(tz) else "UTC"
 
     # -- timers ---------------------------------------------------------------------------
 

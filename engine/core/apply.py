@@ -12,7 +12,7 @@ from engine.core import enforce, timers
 from engine.core.application import Application
 from engine.core.effects import Effects
 from engine.core.event import TIMER, Event
-from engine.core.metrics import metric_values, record, update_health
+from engine.core.metrics import record, update_health
 from engine.core.playbook_set import CompiledPlaybook, PlaybookSet
 from engine.core.state import MAX_CONTACTS, MAX_TRAITS, AccountState, Contact
 
@@ -31,6 +31,7 @@ def apply(state: AccountState, event: Event, now: float, pset: PlaybookSet) -> E
     if event.kind == TIMER:
         if not _timer_fired(app, event):
             return app.effects
+        _health(app)
     else:
         _facts(app, event)
         _progress(app, event)
@@ -43,12 +44,22 @@ def apply(state: AccountState, event: Event, now: float, pset: PlaybookSet) -> E
 
 def _drain(app: Application) -> None:
     """Enforce queued firings in priority order, including those they cause."""
+    if not app.queue:
+        return
     while app.queue:
         app.queue.sort(key=lambda f: (-f.playbook.spec.priority, f.playbook.id))
         firing = app.queue.pop(0)
         enforce.consider(app, firing)
-    update_health(app.state, app.pset.schema, app.now)
     app.touched()
+    _health(app)
+
+
+def _health(app: Application) -> None:
+    """Recompute the health score; the context is rebuilt only if it changed."""
+    before = app.state.health
+    update_health(app.state, app.pset.schema, app.now, app.metrics())
+    if app.state.health != before:
+        app.touched()
 
 
 # -- events from apps ------------------------------------------------------------------------
@@ -85,8 +96,8 @@ def _facts(app: Application, event: Event) -> None:
             for contact in state.contacts.values():
                 if contact.email and contact.email == email:
                     contact.bounced = True
-    update_health(state, app.pset.schema, app.now)
     app.touched()
+    _health(app)
 
 
 def _contact(state: AccountState, event: Event) -> None:
@@ -238,7 +249,7 @@ def _thresholds(app: Application) -> None:
     if not app.pset.thresholds:
         return
     schema = app.pset.schema
-    values = metric_values(app.state, schema, app.now)
+    values = app.metrics()
     health = app.state.health
     for playbook, trigger in app.pset.thresholds:
         spec = trigger.spec.metric or trigger.spec.health

@@ -69,13 +69,14 @@ class Condition:
     _program: Any = field(repr=False, compare=False)
     _keys: tuple[tuple[str, ...], ...] = field(repr=False, compare=False)
     _roots: tuple[str, ...] = field(repr=False, compare=False)
+    _projection: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     def evaluate(self, context: Mapping[str, Any] | cel.Context) -> Verdict:
         """Run the condition; any error or non-bool result is a failed verdict, never raised."""
         try:
             if not isinstance(context, cel.Context):
-                # Converting values dominates the cost: pass only the names this condition uses.
-                context = {k: context[k] for k in self._roots if k in context}
+                # Converting values dominates the cost: pass only the fields this condition names.
+                context = _project(context, self._projection)
             result = self._program.execute(context)
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -101,6 +102,40 @@ class Condition:
         if m and any(k[0] == m.group(1) for k in self._keys):
             return f"missing value: {m.group(1)}"
         return text
+
+
+#: In a projection tree: take the whole value from here down.
+_ALL: dict[str, Any] = {}
+
+
+def _projection(keys: tuple[tuple[str, ...], ...], roots: tuple[str, ...]) -> dict[str, Any]:
+    """The tree of fields a condition reads: whole values below a list or a map used as such."""
+    tree: dict[str, Any] = {root: _ALL for root in roots}
+    named = {k[0] for k in keys}
+    for root in named & set(roots):
+        tree[root] = {}
+    for key in keys:
+        node = tree
+        segments = key[: key.index("[]")] if "[]" in key else key
+        if not segments or segments[0] not in roots:
+            continue
+        for i, segment in enumerate(segments):
+            last = i == len(segments) - 1
+            child = node.get(segment)
+            if child is _ALL:
+                break
+            if last:
+                node[segment] = _ALL
+            else:
+                node = node.setdefault(segment, {})
+    return tree
+
+
+def _project(value: Any, tree: dict[str, Any]) -> Any:
+    """Only the fields ``tree`` names (missing ones stay missing, so errors name them)."""
+    if tree is _ALL or not isinstance(value, Mapping):
+        return value
+    return {k: _project(value[k], sub) for k, sub in tree.items() if k in value}
 
 
 def cel_type_name(value: object) -> str:
@@ -135,4 +170,5 @@ def compile_condition(source: str, scope: Scope) -> Condition:
     paths = tuple(format_path(p) for p in report.paths)
     names = [*program.variables(), *program.functions()]  # functions: custom ones in the dict
     roots = tuple(name for name in dict.fromkeys(names) if name.isidentifier())
-    return Condition(source, paths, program, report.paths, roots)
+    projection = _projection(report.paths, roots)
+    return Condition(source, paths, program, report.paths, roots, projection)

@@ -116,7 +116,8 @@ class Track(Authored):
         if there < here and self.stages[there].phase != "outcome":
             if late:
                 return "a late event does not move an account backwards"
-            if target not in self.stages[here].back_to:
+            leaving_outcome = self.stages[here].phase == "outcome"
+            if not leaving_outcome and target not in self.stages[here].back_to:
                 return f"moving back from '{current}' to '{target}' is not allowed"
         return None
 

@@ -84,10 +84,13 @@ def health_score(
     return round(min(100.0, max(0.0, base)), 1)
 
 
-def update_health(state: AccountState, schema: AccountSchema, now: float) -> float | None:
-    """Recompute the health score; keep a short history of changes."""
-    state.adjustments = [(a, e) for a, e in state.adjustments if e == 0 or e > now]
-    score = health_score(state, schema, metric_values(state, schema, now), now)
+def update_health(
+    state: AccountState, schema: AccountSchema, now: float, metrics: dict[str, float]
+) -> float | None:
+    """Recompute the health score from the metrics' values; keep a short history of changes."""
+    if state.adjustments:
+        state.adjustments = [(a, e) for a, e in state.adjustments if e == 0 or e > now]
+    score = health_score(state, schema, metrics, now)
     if score is not None and score != state.health:
         state.health_history.append((now, score))
         del state.health_history[:-HEALTH_HISTORY]

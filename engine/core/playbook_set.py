@@ -110,6 +110,13 @@ class PlaybookSet:
         for p in self.playbooks:
             self.retained[(p.id, p.version)] = p
         self.digest = digest
+        self.outcomes = {
+            (f"{j}.{t}", s.id)
+            for j, journey in journeys.items()
+            for t, track in journey.tracks.items()
+            for s in track.stages
+            if s.phase == "outcome"
+        }
         self.transitions: dict[str, list[CompiledTransition]] = defaultdict(list)
         for transition in transitions:
             self.transitions[transition.spec.event].append(transition)
@@ -145,6 +152,10 @@ class PlaybookSet:
     def track(self, key: str) -> Track:
         journey, _, name = key.partition(".")
         return self.journeys[journey].tracks[name]
+
+    def is_outcome(self, key: str, stage: str) -> bool:
+        """Whether ``stage`` is a terminal outcome on track ``key``."""
+        return (key, stage) in self.outcomes
 
     def version_of(self, playbook_id: str, version: int) -> CompiledPlaybook | None:
         return self.retained.get((playbook_id, version))

@@ -390,8 +390,13 @@ def problems_from_validation(
 ) -> list[Problem]:
     """One Problem per pydantic error, at the line of the data it is about."""
     problems: list[Problem] = []
-    for err in error.errors(include_url=False):
+    errors = error.errors(include_url=False)
+    locs = [tuple(e.get("loc", ())) for e in errors]
+    for err in errors:
         error_type = str(err.get("type", ""))
+        loc = tuple(err.get("loc", ()))
+        if error_type == "too_short" and any(o[: len(loc)] == loc != o for o in locs):
+            continue  # its items failed: their own errors say why, not a misleading count
         steps, line = _resolve(doc._root, [*base, *err.get("loc", ())])
         shown = [s for s in steps if s.found]
         if steps and not steps[-1].found and error_type.startswith("missing"):

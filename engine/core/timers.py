@@ -6,7 +6,9 @@ Timer ids: ``trg:<playbook>:<trigger>`` for inactivity, date and schedule trigge
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from bisect import bisect_right
+from datetime import datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -41,7 +43,14 @@ def date_due(app: Application, trigger: CompiledTrigger) -> float | None:
         return None
     hour, minute = (int(x) for x in spec.at.split(":"))
     tz = ZoneInfo(app.timezone)
-    local = datetime.combine(day.date(), time(hour, minute), tzinfo=tz).timestamp()
+    wall = datetime.combine(day.date(), time(hour, minute))
+    offset = spec.before if spec.before is not None else spec.after
+    if offset is not None and not offset.business_days:
+        # Shift the local wall clock, so "30d before at 09:00" stays 09:00 across a DST change.
+        shift = timedelta(seconds=offset.seconds)
+        wall = wall - shift if spec.before is not None else wall + shift
+        return wall.replace(tzinfo=tz).timestamp()
+    local = wall.replace(tzinfo=tz).timestamp()
     if spec.before is not None:
         return spec.before.before(local, app.timezone)
     if spec.after is not None:
@@ -49,19 +58,45 @@ def date_due(app: Application, trigger: CompiledTrigger) -> float | None:
     return local
 
 
+class _Ticks:
+    """A schedule's ticks, computed once and shared by every account (croniter is slow)."""
+
+    def __init__(self, cron: str, timezone: str) -> None:
+        self.cron, self.timezone = cron, timezone
+        self.ticks: list[float] = []
+        self.start = float("inf")
+
+    def _extend_from(self, start: float, count: int = 64) -> list[float]:
+        it = croniter(self.cron, datetime.fromtimestamp(start, tz=ZoneInfo(self.timezone)))
+        return [float(it.get_next(float)) for _ in range(count)]
+
+    def after(self, when: float) -> float:
+        ticks = self.ticks
+        if when < self.start:
+            self.start = when
+            self.ticks = ticks = self._extend_from(when)
+        while when >= ticks[-1]:
+            ticks += self._extend_from(ticks[-1])
+        return ticks[bisect_right(ticks, when)]
+
+
+@lru_cache(maxsize=256)
+def _schedule(cron: str, timezone: str) -> _Ticks:
+    return _Ticks(cron, timezone)
+
+
 def next_tick(cron: str, timezone: str, after: float) -> float:
     """The schedule's next tick strictly after ``after``."""
-    start = datetime.fromtimestamp(after, tz=ZoneInfo(timezone))
-    return float(croniter(cron, start).get_next(float))
+    return _schedule(cron, timezone).after(after)
 
 
 def in_outcome(app: Application, playbook: CompiledPlaybook) -> bool:
     """Whether the account sits in a terminal outcome on the playbook's track."""
+    if playbook.journey is None:
+        return False
     key = playbook.track_key()
     track = app.state.tracks.get(key)
-    if track is None or playbook.journey is None:
-        return False
-    return app.pset.track(key).stage(track.stage).phase == "outcome"
+    return track is not None and app.pset.is_outcome(key, track.stage)
 
 
 def ensure(app: Application) -> None:
@@ -97,7 +132,8 @@ def ensure(app: Application) -> None:
             wanted.add(timer_id)
             if timer_id not in state.timers:
                 app.arm(timer_id, next_tick(spec.schedule.cron, spec.schedule.timezone, app.now))
-    window = next_window(app)
+    watching = any(not in_outcome(app, playbook) for playbook, _ in app.pset.thresholds)
+    window = next_window(app) if watching else None
     if window is not None:
         wanted.add(WINDOW_TIMER)
         timer = state.timers.get(WINDOW_TIMER)
@@ -137,7 +173,9 @@ def next_window(app: Application) -> float | None:
     """When a watched windowed metric next loses a bucket (a crossing caused by time alone)."""
     schema = app.pset.schema
     watched: set[str] = set()
-    for _, trigger in app.pset.thresholds:
+    for playbook, trigger in app.pset.thresholds:
+        if in_outcome(app, playbook):
+            continue  # a terminal outcome keeps no timers, this one included
         if trigger.spec.metric is not None and trigger.spec.metric.name:
             watched.add(trigger.spec.metric.name)
         else:

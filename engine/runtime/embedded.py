@@ -14,6 +14,16 @@ from engine.runtime.runner import Runner
 FILE_CHANNELS = ("email", "webhook", "slack")
 
 
+def clear_outbox(outbox: Path) -> None:
+    """Remove what an earlier run wrote to the outbox (only the folders Hourglass writes)."""
+    for kind in FILE_CHANNELS:
+        folder = outbox / f"{kind}s"
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.suffix in (".eml", ".json"):
+                    path.unlink()
+
+
 def embedded_runner(
     pset: PlaybookSet, *, outbox: Path | None = Path("outbox"), clock: Clock | None = None
 ) -> Runner:

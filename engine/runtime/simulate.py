@@ -76,6 +76,8 @@ def simulate(
             if on_bad_line is not None:
                 on_bad_line(item)
             continue
+        if until is not None and item.ts > until:
+            break
         if not result.started:
             result.started = item.ts
         runner.submit(item)

@@ -32,7 +32,7 @@ def read_timeline(path: Path) -> Iterator[Event | BadLine]:
             if not raw.strip():
                 continue
             try:
-                data = orjson.loads(raw)
+                data = orjson.loads(raw.rstrip(b"\r\n"))
             except orjson.JSONDecodeError as error:
                 yield BadLine(str(path), number, f"not JSON: {error}")
                 continue
