@@ -56,7 +56,9 @@ class Application:
 
     def context(self) -> dict[str, Any]:
         if self._context is None:
-            self._context = build_context(self.state, self.pset.schema, self.event, self.now)
+            self._context = build_context(
+                self.state, self.pset.schema, self.event, self.now, self.metrics()
+            )
         return self._context
 
     def conditions(self) -> dict[str, Any]:

@@ -18,6 +18,9 @@ from engine.core.state import MAX_CONTACTS, MAX_TRAITS, AccountState, Contact
 
 #: Track events the core itself understands.
 TASK_COMPLETED = "task_completed"
+#: The trait naming the one journey model an account follows; without it, every journey
+#: whose events the account sends moves it.
+JOURNEY_TRAIT = "journey"
 EMAIL_BOUNCED = "email_bounced"
 
 
@@ -39,7 +42,15 @@ def apply(state: AccountState, event: Event, now: float, pset: PlaybookSet) -> E
     _thresholds(app)
     _drain(app)
     timers.ensure(app)
+    _forget_untouched_books(state)
     return app.effects
+
+
+def _forget_untouched_books(state: AccountState) -> None:
+    """Drop bookkeeping that holds nothing, so the stored state stays small."""
+    empty = [k for k, book in state.books.items() if book.untouched]
+    for key in empty:
+        del state.books[key]
 
 
 def _drain(app: Application) -> None:
@@ -138,9 +149,10 @@ def _progress(app: Application, event: Event) -> None:
 def _transitions(app: Application, event: Event, name: str, late: bool) -> None:
     """Move the account on each track whose transitions this event drives (first match wins)."""
     moved: set[str] = set()
+    chosen = app.state.traits.get(JOURNEY_TRAIT)
     for transition in app.pset.transitions.get(name, ()):
         key = transition.key
-        if key in moved:
+        if key in moved or (isinstance(chosen, str) and chosen != transition.journey):
             continue
         track = app.pset.track(key)
         current = app.state.tracks.get(key)

@@ -42,8 +42,15 @@ def _trait(kind: str, value: Any) -> Any:
     return value
 
 
-def account_view(state: AccountState, schema: AccountSchema, now: float) -> dict[str, Any]:
+def account_view(
+    state: AccountState,
+    schema: AccountSchema,
+    now: float,
+    values: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """The ``account`` variable: traits, flags, metrics, health, stages, open tasks."""
+    if values is None:
+        values = metric_values(state, schema, now)
     traits: dict[str, Any] = {}
     for name, raw in state.traits.items():
         spec = schema.traits.get(name)
@@ -51,7 +58,7 @@ def account_view(state: AccountState, schema: AccountSchema, now: float) -> dict
         if value is not None:
             traits[name] = value
     metrics: dict[str, Any] = {}
-    for name, number in metric_values(state, schema, now).items():
+    for name, number in values.items():
         kind = schema.metrics[name].kind
         if kind == "last_seen":
             if number:
@@ -122,11 +129,15 @@ def event_view(event: Event | None) -> dict[str, Any]:
 
 
 def build_context(
-    state: AccountState, schema: AccountSchema, event: Event | None, now: float
+    state: AccountState,
+    schema: AccountSchema,
+    event: Event | None,
+    now: float,
+    values: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Variables for CEL conditions and templates: ``account``, ``contacts``, ``event``, ``now``."""
     return {
-        "account": account_view(state, schema, now),
+        "account": account_view(state, schema, now, values),
         "contacts": contacts_view(state),
         "event": event_view(event),
         "now": to_datetime(now),

@@ -3,6 +3,7 @@ open tasks and per-playbook bookkeeping. Every list is bounded."""
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,10 @@ MAX_CONTACTS = 25
 MAX_OPEN_TASKS = 20
 MAX_TRAITS = 64
 MAX_FLAGS = 32
+
+#: Stored states longer than this are deflated (zlib) behind a one-byte marker.
+COMPRESS_ABOVE = 256
+DEFLATED = b"\x00"
 
 #: The flag that puts an account's customer-facing communication on hold.
 COMMS_HOLD = "comms_hold"
@@ -98,6 +103,11 @@ class PlaybookBook:
     #: awaits its reset; for a date trigger, the due time it already fired for.
     marks: dict[int, float] = field(default_factory=dict)
 
+    @property
+    def untouched(self) -> bool:
+        """Whether this book holds nothing worth storing."""
+        return not (self.fired or self.run or self.goals or self.marks)
+
 
 @dataclass(slots=True)
 class AccountState:
@@ -144,35 +154,43 @@ class AccountState:
 
     def to_dict(self) -> dict[str, Any]:
         """A compact, JSON-ready form (short keys: this is what Redis stores per account)."""
-        out: dict[str, Any] = {"id": self.account_id, "c": self.created, "l": self.last_event}
+        out: dict[str, Any] = {
+            "id": self.account_id,
+            "c": _n(self.created),
+            "l": _n(self.last_event),
+        }
         if self.tracks:
             out["s"] = {
-                k: [t.stage, t.entered, [[h.stage, h.entered, h.left] for h in t.history]]
+                k: [
+                    t.stage,
+                    _n(t.entered),
+                    [[h.stage, _n(h.entered), _n(h.left)] for h in t.history],
+                ]
                 for k, t in self.tracks.items()
             }
         _put(out, "t", self.traits)
-        _put(out, "f", self.flags)
+        _put(out, "f", {k: _n(v) for k, v in self.flags.items()})
         if self.metrics:
-            out["m"] = {
-                k: [[b, v] for b, v in buckets.items()] for k, buckets in self.metrics.items()
-            }
+            out["m"] = {k: _dense(buckets) for k, buckets in self.metrics.items() if buckets}
         if self.health is not None:
-            out["h"] = [self.health, [list(x) for x in self.health_history]]
+            out["h"] = [_n(self.health), [[_n(t), _n(v)] for t, v in self.health_history]]
         if self.adjustments:
-            out["ha"] = [list(a) for a in self.adjustments]
+            out["ha"] = [[_n(a), _n(e)] for a, e in self.adjustments]
         if self.contacts:
             out["p"] = {
-                k: [c.email, c.role, c.tz, c.name, c.last_seen, c.active, c.bounced]
+                k: [c.email, c.role, c.tz, c.name, _n(c.last_seen), c.active, c.bounced]
                 for k, c in self.contacts.items()
             }
         if self.timers:
-            out["tm"] = {k: [t.generation, t.due] for k, t in self.timers.items()}
+            out["tm"] = {k: [t.generation, _n(t.due)] for k, t in self.timers.items()}
         if self.timer_seq:
             out["ts"] = self.timer_seq
         if self.tasks:
-            out["k"] = {k: [t.playbook, t.title, t.assignee, t.due] for k, t in self.tasks.items()}
-        if self.books:
-            out["b"] = {k: _book_out(b) for k, b in self.books.items()}
+            out["k"] = {
+                k: [t.playbook, t.title, t.assignee, _n(t.due)] for k, t in self.tasks.items()
+            }
+        books = {k: _book_out(b) for k, b in self.books.items()}
+        _put(out, "b", {k: b for k, b in books.items() if b})
         if self.dead_letters:
             out["d"] = self.dead_letters
         return out
@@ -190,7 +208,7 @@ class AccountState:
             },
             traits=data.get("t", {}),
             flags=data.get("f", {}),
-            metrics={k: {int(b): v for b, v in pairs} for k, pairs in data.get("m", {}).items()},
+            metrics={k: _sparse(dense) for k, dense in data.get("m", {}).items()},
             health=health[0] if health else None,
             health_history=[(a, b) for a, b in health[1]] if health else [],
             adjustments=[(a, b) for a, b in data.get("ha", [])],
@@ -203,11 +221,33 @@ class AccountState:
         )
 
     def dumps(self) -> bytes:
-        return orjson.dumps(self.to_dict())
+        """The stored form: compact JSON, deflated when that is smaller (most busy accounts)."""
+        raw = orjson.dumps(self.to_dict())
+        if len(raw) > COMPRESS_ABOVE:
+            return DEFLATED + zlib.compress(raw, 1)
+        return raw
 
     @classmethod
     def loads(cls, raw: bytes | str) -> AccountState:
+        if isinstance(raw, bytes) and raw.startswith(DEFLATED):
+            raw = zlib.decompress(raw[len(DEFLATED) :])
         return cls.from_dict(orjson.loads(raw))
+
+
+def _n(value: float) -> float | int:
+    """Whole numbers as ints: ``1767571200`` is two bytes shorter than ``1767571200.0``."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _dense(buckets: dict[int, float]) -> list[float | int]:
+    """Buckets as ``[first index, value, value, ...]`` (zero for empty buckets)."""
+    first, last = min(buckets), max(buckets)
+    return [first, *(_n(buckets.get(i, 0)) for i in range(first, last + 1))]
+
+
+def _sparse(dense: list[Any]) -> dict[int, float]:
+    first = int(dense[0])
+    return {first + i: v for i, v in enumerate(dense[1:]) if v}
 
 
 def _put(out: dict[str, Any], key: str, value: dict[str, Any]) -> None:
@@ -216,22 +256,27 @@ def _put(out: dict[str, Any], key: str, value: dict[str, Any]) -> None:
 
 
 def _book_out(book: PlaybookBook) -> list[Any]:
+    """A book as a list without its trailing defaults; empty for an untouched book."""
     run = book.run
-    return [
+    out: list[Any] = [
         book.fired,
-        book.last_fired,
-        [run.occurrence, run.version, run.step, run.started, run.goal_by] if run else None,
+        _n(book.last_fired) if book.last_fired is not None else None,
+        [run.occurrence, run.version, run.step, _n(run.started), run.goal_by] if run else None,
         book.goals,
-        [[i, m] for i, m in book.marks.items()],
+        [x for i, m in book.marks.items() for x in (i, _n(m))],
     ]
+    while out and out[-1] in (None, 0, []):
+        out.pop()
+    return out
 
 
 def _book_in(raw: list[Any]) -> PlaybookBook:
-    run = raw[2]
+    raw = raw + [0, None, None, 0, []][len(raw) :]
+    run, marks = raw[2], raw[4]
     return PlaybookBook(
         fired=raw[0],
         last_fired=raw[1],
         run=SequenceRun(*run) if run else None,
         goals=raw[3],
-        marks={int(i): float(m) for i, m in raw[4]},
+        marks={int(marks[i]): float(marks[i + 1]) for i in range(0, len(marks), 2)},
     )

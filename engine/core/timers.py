@@ -17,6 +17,7 @@ from engine.core.application import Application
 from engine.core.context import parse_date
 from engine.core.metrics import next_expiry
 from engine.core.playbook_set import CompiledPlaybook, CompiledTrigger
+from engine.core.playbooks import DateTrigger
 
 WINDOW_TIMER = "win"
 
@@ -25,6 +26,7 @@ def trigger_timer(playbook_id: str, index: int) -> str:
     return f"trg:{playbook_id}:{index}"
 
 
+@lru_cache(maxsize=4096)
 def parse_timer(timer_id: str) -> tuple[str, str, int]:
     """(kind, playbook id, trigger index) of a timer id; index is -1 where it has none."""
     kind, _, rest = timer_id.partition(":")
@@ -38,11 +40,20 @@ def date_due(app: Application, trigger: CompiledTrigger) -> float | None:
     """When a date trigger is due for this account, from its date trait, in its time zone."""
     spec = trigger.spec.date
     assert spec is not None
-    day = parse_date(app.state.traits.get(spec.trait))
+    value = app.state.traits.get(spec.trait)
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        return None
+    return _date_due(value, spec, app.timezone)
+
+
+@lru_cache(maxsize=65536)
+def _date_due(value: str | int | float, spec: DateTrigger, timezone: str) -> float | None:
+    """The due time for one trait value: shared by every account with the same date."""
+    day = parse_date(value)
     if day is None:
         return None
     hour, minute = (int(x) for x in spec.at.split(":"))
-    tz = ZoneInfo(app.timezone)
+    tz = ZoneInfo(timezone)
     wall = datetime.combine(day.date(), time(hour, minute))
     offset = spec.before if spec.before is not None else spec.after
     if offset is not None and not offset.business_days:
@@ -52,9 +63,9 @@ def date_due(app: Application, trigger: CompiledTrigger) -> float | None:
         return wall.replace(tzinfo=tz).timestamp()
     local = wall.replace(tzinfo=tz).timestamp()
     if spec.before is not None:
-        return spec.before.before(local, app.timezone)
+        return spec.before.before(local, timezone)
     if spec.after is not None:
-        return spec.after.after(local, app.timezone)
+        return spec.after.after(local, timezone)
     return local
 
 
@@ -103,18 +114,23 @@ def ensure(app: Application) -> None:
     """Arm the timers the account should have, cancel those it should not."""
     wanted: set[str] = set()
     state = app.state
+    outcome: dict[str, bool] = {}
     for playbook, trigger in app.pset.timed:
-        if in_outcome(app, playbook):
+        key = playbook.track_key()
+        if key not in outcome:
+            outcome[key] = in_outcome(app, playbook)
+        if outcome[key]:
             continue
         timer_id = trigger_timer(playbook.id, trigger.index)
-        book = state.book(playbook.id)
+        book = state.books.get(playbook.id)
+        marks = book.marks if book is not None else {}
         spec = trigger.spec
         if spec.inactivity is not None:
             stage = spec.inactivity.in_stage
             current = state.tracks.get(playbook.track_key())
             if stage is not None and (current is None or current.stage != stage):
                 continue
-            if book.marks.get(trigger.index):
+            if marks.get(trigger.index):
                 continue  # fired; waits for a reset event
             wanted.add(timer_id)
             if timer_id not in state.timers:
@@ -122,7 +138,7 @@ def ensure(app: Application) -> None:
                 app.arm(timer_id, spec.inactivity.for_.after(since, app.timezone))
         elif spec.date is not None:
             due = date_due(app, trigger)
-            if due is None or due <= app.now or book.marks.get(trigger.index) == due:
+            if due is None or due <= app.now or marks.get(trigger.index) == due:
                 continue
             wanted.add(timer_id)
             timer = state.timers.get(timer_id)
@@ -132,8 +148,7 @@ def ensure(app: Application) -> None:
             wanted.add(timer_id)
             if timer_id not in state.timers:
                 app.arm(timer_id, next_tick(spec.schedule.cron, spec.schedule.timezone, app.now))
-    watching = any(not in_outcome(app, playbook) for playbook, _ in app.pset.thresholds)
-    window = next_window(app) if watching else None
+    window = next_window(app)
     if window is not None:
         wanted.add(WINDOW_TIMER)
         timer = state.timers.get(WINDOW_TIMER)
@@ -166,7 +181,11 @@ def reset_inactivity(app: Application, name: str, ts: float) -> None:
         if spec.in_stage is not None and (current is None or current.stage != spec.in_stage):
             continue
         since = max(ts, current.entered) if spec.in_stage and current else ts
-        app.arm(timer_id, spec.for_.after(since, app.timezone))
+        due = spec.for_.after(since, app.timezone)
+        armed = app.state.timers.get(timer_id)
+        if armed is not None and armed.due > due:
+            continue  # a late event: a later progress event already set a later deadline
+        app.arm(timer_id, due)
 
 
 def next_window(app: Application) -> float | None:

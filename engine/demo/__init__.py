@@ -1,0 +1,1 @@
+"""``hourglass demo``: a synthetic account history and the terminal report of what it did."""
