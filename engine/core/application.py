@@ -57,7 +57,7 @@ class Application:
     def context(self) -> dict[str, Any]:
         if self._context is None:
             self._context = build_context(
-                self.state, self.pset.schema, self.event, self.now, self.metrics()
+                self.state, self.pset.schema, self.event, self.now, self.metrics
             )
         return self._context
 

@@ -133,8 +133,10 @@ def _projection(keys: tuple[tuple[str, ...], ...], roots: tuple[str, ...]) -> di
 
 def _project(value: Any, tree: dict[str, Any]) -> Any:
     """Only the fields ``tree`` names (missing ones stay missing, so errors name them)."""
-    if tree is _ALL or not isinstance(value, Mapping):
+    if not isinstance(value, Mapping):
         return value
+    if tree is _ALL:
+        return value if type(value) is dict else dict(value.items())
     return {k: _project(value[k], sub) for k, sub in tree.items() if k in value}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -42,57 +43,112 @@ def _trait(kind: str, value: Any) -> Any:
     return value
 
 
+class LazyView(dict[str, Any]):
+    """A dict whose sections are built on first access: most conditions read one or two."""
+
+    __slots__ = ("_builders",)
+
+    def __init__(self, builders: dict[str, Callable[[], Any]]) -> None:
+        super().__init__()
+        self._builders = builders
+
+    def __missing__(self, key: str) -> Any:
+        builder = self._builders.get(key)
+        if builder is None:
+            raise KeyError(key)
+        value = self[key] = builder()
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._builders or dict.__contains__(self, key)
+
+    def keys(self) -> Any:
+        return dict.fromkeys([*self._builders, *dict.keys(self)]).keys()
+
+    def materialize(self) -> dict[str, Any]:
+        """Every section, as a plain dict."""
+        return {key: self[key] for key in self.keys()}
+
+    def items(self) -> Any:
+        return self.materialize().items()
+
+    def values(self) -> Any:
+        return self.materialize().values()
+
+    def __iter__(self) -> Any:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+
 def account_view(
     state: AccountState,
     schema: AccountSchema,
     now: float,
-    values: dict[str, float] | None = None,
-) -> dict[str, Any]:
+    values: Callable[[], dict[str, float]] | None = None,
+) -> LazyView:
     """The ``account`` variable: traits, flags, metrics, health, stages, open tasks."""
-    if values is None:
-        values = metric_values(state, schema, now)
-    traits: dict[str, Any] = {}
-    for name, raw in state.traits.items():
-        spec = schema.traits.get(name)
-        value = _trait(spec.type, raw) if spec else raw
-        if value is not None:
-            traits[name] = value
-    metrics: dict[str, Any] = {}
-    for name, number in values.items():
-        kind = schema.metrics[name].kind
-        if kind == "last_seen":
-            if number:
-                metrics[name] = to_datetime(number)
-        elif kind == "count":
-            metrics[name] = int(number)
-        else:
-            metrics[name] = float(number)
-    stages: dict[str, dict[str, Any]] = {}
-    for key, track in state.tracks.items():
-        journey, _, name = key.partition(".")
-        stages.setdefault(journey, {})[name] = {
-            "stage": track.stage,
-            "entered": to_datetime(track.entered),
-            "days": round((now - track.entered) / DAY, 3),
-        }
-    health: dict[str, Any] = {}
-    if state.health is not None:
-        health = {"score": state.health, "band": schema.health.bands.band(state.health)}
-    return {
-        "id": state.account_id,
-        "created": to_datetime(state.created),
-        "traits": traits,
-        "flags": {name: True for name in state.live_flags(now)},
-        "metrics": metrics,
-        "health": health,
-        "stages": stages,
-        "open_tasks": [
+
+    def traits() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, raw in state.traits.items():
+            spec = schema.traits.get(name)
+            value = _trait(spec.type, raw) if spec else raw
+            if value is not None:
+                out[name] = value
+        return out
+
+    def metrics() -> dict[str, Any]:
+        numbers = values() if values is not None else metric_values(state, schema, now)
+        out: dict[str, Any] = {}
+        for name, number in numbers.items():
+            kind = schema.metrics[name].kind
+            if kind == "last_seen":
+                if number:
+                    out[name] = to_datetime(number)
+            elif kind == "count":
+                out[name] = int(number)
+            else:
+                out[name] = float(number)
+        return out
+
+    def stages() -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for key, track in state.tracks.items():
+            journey, _, name = key.partition(".")
+            out.setdefault(journey, {})[name] = {
+                "stage": track.stage,
+                "entered": to_datetime(track.entered),
+                "days": round((now - track.entered) / DAY, 3),
+            }
+        return out
+
+    def health() -> dict[str, Any]:
+        if state.health is None:
+            return {}
+        return {"score": state.health, "band": schema.health.bands.band(state.health)}
+
+    def open_tasks() -> list[dict[str, Any]]:
+        return [
             {"id": key, "playbook": t.playbook, "title": t.title, "assignee": t.assignee}
             for key, t in state.tasks.items()
-        ],
-        "hold": state.on_hold(now),
-        "dead_letters": state.dead_letters,
-    }
+        ]
+
+    return LazyView(
+        {
+            "id": lambda: state.account_id,
+            "created": lambda: to_datetime(state.created),
+            "traits": traits,
+            "flags": lambda: {name: True for name in state.live_flags(now)},
+            "metrics": metrics,
+            "health": health,
+            "stages": stages,
+            "open_tasks": open_tasks,
+            "hold": lambda: state.on_hold(now),
+            "dead_letters": lambda: state.dead_letters,
+        }
+    )
 
 
 def contacts_view(state: AccountState) -> list[dict[str, Any]]:
@@ -133,12 +189,17 @@ def build_context(
     schema: AccountSchema,
     event: Event | None,
     now: float,
-    values: dict[str, float] | None = None,
-) -> dict[str, Any]:
-    """Variables for CEL conditions and templates: ``account``, ``contacts``, ``event``, ``now``."""
-    return {
-        "account": account_view(state, schema, now, values),
-        "contacts": contacts_view(state),
-        "event": event_view(event),
-        "now": to_datetime(now),
-    }
+    values: Callable[[], dict[str, float]] | None = None,
+) -> LazyView:
+    """Variables for CEL conditions and templates: ``account``, ``contacts``, ``event``, ``now``.
+
+    Each is built when first read, so a condition naming one trait builds only the traits.
+    """
+    return LazyView(
+        {
+            "account": lambda: account_view(state, schema, now, values),
+            "contacts": lambda: contacts_view(state),
+            "event": lambda: event_view(event),
+            "now": lambda: to_datetime(now),
+        }
+    )

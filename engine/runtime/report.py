@@ -19,7 +19,7 @@ def state_export(runner: Runner, now: float) -> dict[str, Any]:
     states = store.load(sorted(store.account_ids()))
     out: dict[str, Any] = {}
     for account_id, state in states.items():
-        view = account_view(state, schema, now)
+        view = account_view(state, schema, now).materialize()
         view["contacts"] = contacts_view(state)
         view["timers"] = {
             k: {"generation": t.generation, "due": t.due} for k, t in state.timers.items()

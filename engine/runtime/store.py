@@ -28,20 +28,40 @@ class DueTimer:
 
 @dataclass
 class Commit:
-    """Everything one batch decided, written together: states, timer changes, outbox entries."""
+    """Everything one batch decided, written together: states, timer changes, outbox entries.
+
+    Timer changes are netted per timer: the last decision about a timer in the batch wins,
+    so a store may write cancels before arms.
+    """
 
     states: list[AccountState] = field(default_factory=list)
-    armed: list[tuple[str, TimerArm]] = field(default_factory=list)
-    cancelled: list[tuple[str, str]] = field(default_factory=list)
+    #: (account, timer id) -> the timer as armed, or None when it was cancelled.
+    timers: dict[tuple[str, str], TimerArm | None] = field(default_factory=dict)
     actions: list[ActionEffect] = field(default_factory=list)
 
+    @property
+    def armed(self) -> list[tuple[str, TimerArm]]:
+        return [(account, arm) for (account, _), arm in self.timers.items() if arm is not None]
+
+    @property
+    def cancelled(self) -> list[tuple[str, str]]:
+        return [key for key, arm in self.timers.items() if arm is None]
+
     def add(self, state: AccountState, effects: Effects) -> None:
-        """Add one account's effects (timer changes in the order they were decided)."""
-        if state not in self.states:
+        """Add one event's effects for ``state`` (as it is after the event)."""
+        if not any(s is state for s in self.states):
             self.states.append(state)
         account = state.account_id
-        self.armed += [(account, arm) for arm in effects.timers_armed]
-        self.cancelled += [(account, c.timer_id) for c in effects.timers_cancelled]
+        armed = {a.timer_id: a for a in effects.timers_armed}
+        cancelled = {c.timer_id for c in effects.timers_cancelled}
+        for timer_id in cancelled - armed.keys():
+            self.timers[(account, timer_id)] = None
+        for timer_id, arm in armed.items():
+            final: TimerArm | None = arm
+            if timer_id in cancelled:  # both in one event: the account's state says which won
+                timer = state.timers.get(timer_id)
+                final = TimerArm(timer_id, timer.generation, timer.due) if timer else None
+            self.timers[(account, timer_id)] = final
         self.actions += [a for a in effects.actions if a.mode == "live" and a.type in DELIVERED]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -24,9 +25,8 @@ class BadLine:
         return f"{self.file}:{self.line}: {self.reason}"
 
 
-def read_timeline(path: Path) -> Iterator[Event | BadLine]:
-    """Each line's event, or why it is not one. A missing timestamp takes the previous one's."""
-    last = 0.0
+def read_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]] | BadLine]:
+    """Each non-blank line's JSON object with its line number, or why it is not one."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -39,10 +39,21 @@ def read_timeline(path: Path) -> Iterator[Event | BadLine]:
             if not isinstance(data, dict):
                 yield BadLine(str(path), number, "expected a JSON object")
                 continue
-            try:
-                event = to_core(parse_event(data), now=last)
-            except EventError as error:
-                yield BadLine(str(path), number, str(error))
-                continue
-            last = max(last, event.ts)
-            yield event
+            yield number, data
+
+
+def read_timeline(path: Path) -> Iterator[Event | BadLine]:
+    """Each line's event, or why it is not one. A missing timestamp takes the previous one's."""
+    last = 0.0
+    for item in read_objects(path):
+        if isinstance(item, BadLine):
+            yield item
+            continue
+        number, data = item
+        try:
+            event = to_core(parse_event(data), now=last)
+        except EventError as error:
+            yield BadLine(str(path), number, str(error))
+            continue
+        last = max(last, event.ts)
+        yield event

@@ -13,10 +13,15 @@ from engine.runtime.memory import MemoryStore
 from engine.runtime.store import Commit, Store
 
 STORES: dict[str, Callable[[], Store]] = {"memory": MemoryStore}
+#: Stores that need a fixture (a Redis server): param name -> fixture name in conftest.
+FIXTURE_STORES = {"fakeredis": "fake_redis_store", "redis": "redis_store"}
 
 
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=sorted(STORES) + sorted(FIXTURE_STORES))
 def store(request: pytest.FixtureRequest) -> Store:
+    if request.param in FIXTURE_STORES:
+        fixture: Store = request.getfixturevalue(FIXTURE_STORES[request.param])
+        return fixture
     return STORES[request.param]()
 
 

@@ -1,0 +1,1 @@
+"""The Redis runtime: key names, Lua scripts, the Redis store, ingest into shard streams."""

@@ -1,0 +1,212 @@
+"""Draining a shard: read a batch with the shard's consumer group, apply it with the pure core,
+and commit everything behind the shard's lease (a fence), all or nothing.
+
+Only the lease holder reads a shard. Taking the lease means any earlier holder has lost it,
+so its unacknowledged entries are claimed at once and applied first (in stream order); if
+that earlier holder wakes up, its commit is refused by the fence and it writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis
+
+from engine.core.apply import apply, new_account
+from engine.core.clock import Clock
+from engine.core.event import Event
+from engine.core.playbook_set import PlaybookSet
+from engine.core.state import AccountState
+from engine.redis import lease
+from engine.redis.keys import GROUP, ShardKeys
+from engine.redis.store import DeadLetter, RedisStore, ShardCommit
+from engine.runtime.store import Commit
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[str, dict[bytes, bytes]]
+
+
+@dataclass
+class DrainReport:
+    """What one drain of a shard did."""
+
+    shard: int
+    held: bool = True
+    batches: int = 0
+    applied: int = 0
+    dead_letters: int = 0
+    fenced_out: bool = False
+    timers_moved: int = 0
+    backlog: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+class ShardDrainer:
+    """Applies one shard's stream to its accounts, batch by batch, behind a lease."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        store: RedisStore,
+        playbooks: Callable[[], PlaybookSet],
+        clock: Clock,
+        *,
+        batch_size: int = 500,
+        lease_ms: int = 30_000,
+        event_clock: bool = False,
+        consumer: str | None = None,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.playbooks = playbooks
+        self.clock = clock
+        self.batch_size = batch_size
+        self.lease_ms = lease_ms
+        self.event_clock = event_clock
+        self.consumer = consumer or f"drain-{uuid.uuid4().hex[:12]}"
+
+    def drain(self, shard: int, max_batches: int = 20) -> DrainReport:
+        """Apply up to ``max_batches`` batches; ``backlog`` says whether entries remain."""
+        keys = ShardKeys(shard)
+        report = DrainReport(shard)
+        token = f"{self.consumer}:{uuid.uuid4().hex[:8]}"
+        if not lease.acquire(self.client, keys, token, self.lease_ms):
+            report.held = False
+            return report
+        try:
+            self.store.ensure_group(shard)
+            report.timers_moved = self.store.pop_due_timers(shard, self._timer_now(), 1000)
+            claimed = self._claim(keys, token)
+            for _ in range(max_batches):
+                entries = claimed or self._read(keys, token)
+                claimed = []
+                if not entries:
+                    break
+                commit = self._apply(entries)
+                if not self.store.fenced_commit(shard, token, commit):
+                    report.fenced_out = True
+                    log.warning("shard %s: lease lost, batch of %d refused", shard, len(entries))
+                    return report
+                report.batches += 1
+                report.applied += commit.applied
+                report.dead_letters += len(commit.dead_letters)
+                lease.renew(self.client, keys, token, self.lease_ms)
+            self.store.trim(shard)
+            report.backlog = self.store.has_backlog(shard)
+        finally:
+            lease.release(self.client, keys, token)
+        return report
+
+    def _timer_now(self) -> float:
+        return self.clock.now()
+
+    def _claim(self, keys: ShardKeys, token: str) -> list[Entry]:
+        """Every entry an earlier holder read but never acknowledged, oldest first."""
+        claimed: list[Entry] = []
+        start = "0-0"
+        while True:
+            reply: Any = self.client.xautoclaim(
+                keys.stream, GROUP, token, 0, start_id=start, count=self.batch_size
+            )
+            start_raw, entries = reply[0], reply[1]
+            claimed += [(_text(i), f) for i, f in entries if f is not None]
+            start = _text(start_raw)
+            if start == "0-0" or len(claimed) >= self.batch_size:
+                break
+        claimed.sort(key=lambda e: _entry_order(e[0]))
+        return claimed
+
+    def _read(self, keys: ShardKeys, token: str) -> list[Entry]:
+        reply: Any = self.client.xreadgroup(GROUP, token, {keys.stream: ">"}, count=self.batch_size)
+        if not reply:
+            return []
+        return [(_text(i), f) for i, f in reply[0][1]]
+
+    def _apply(self, entries: list[Entry]) -> ShardCommit:
+        """Apply a batch in stream order; a poison entry becomes a dead letter, alone."""
+        pset = self.playbooks()
+        events: list[tuple[str, Event]] = []
+        dead: list[DeadLetter] = []
+        for entry_id, fields in entries:
+            try:
+                events.append((entry_id, _decode(fields)))
+            except Exception as error:  # a malformed entry never blocks its shard
+                dead.append(DeadLetter(entry_id, fields, None, f"undecodable entry: {error}"))
+        ids = list(dict.fromkeys(e.account_id for _, e in events if e.account_id))
+        states = self.store.load(ids)
+        applied_by_account: dict[str, list[Event]] = {}
+        commit = Commit()
+        applied = 0
+        for entry_id, event in events:
+            account = event.account_id
+            if account is None:
+                dead.append(DeadLetter(entry_id, {}, None, "event has no account"))
+                continue
+            now = self._now(event)
+            state = states.get(account) or new_account(account, now)
+            try:
+                effects = apply(state, event, now, pset)
+            except Exception as error:
+                log.exception("shard entry %s for %s failed", entry_id, account)
+                dead.append(
+                    DeadLetter(
+                        entry_id, _fields(event), account, f"{type(error).__name__}: {error}"
+                    )
+                )
+                state = self._rebuild(account, applied_by_account.get(account, []), pset)
+                state.dead_letters += 1
+                states[account] = state
+                continue
+            states[account] = state
+            applied_by_account.setdefault(account, []).append(event)
+            commit.add(state, effects)
+            applied += 1
+        return ShardCommit(
+            states=[states[a] for a in ids if a in states],
+            timers=commit.timers,
+            actions=commit.actions,
+            acks=[entry_id for entry_id, _ in entries],
+            dead_letters=dead,
+            applied=applied,
+        )
+
+    def _now(self, event: Event) -> float:
+        """The runner's time for this event: wall time live, the event's own time in replays."""
+        if self.event_clock:
+            return event.timer.due if event.timer is not None else event.ts
+        return self.clock.now()
+
+    def _rebuild(self, account: str, good: list[Event], pset: PlaybookSet) -> AccountState:
+        """The account as stored, with this batch's good events applied again (deterministic)."""
+        state = self.store.load([account]).get(account)
+        for event in good:
+            now = self._now(event)
+            state = state or new_account(account, now)
+            apply(state, event, now, pset)
+        return state or new_account(account, self.clock.now())
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _decode(fields: dict[bytes, bytes]) -> Event:
+    raw = fields.get(b"e")
+    if raw is None:
+        raise ValueError("no 'e' field")
+    return Event.from_dict(orjson.loads(raw))
+
+
+def _fields(event: Event) -> dict[bytes, bytes]:
+    return {b"e": orjson.dumps(event.to_dict())}

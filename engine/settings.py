@@ -1,0 +1,48 @@
+"""Settings from the environment, one documented place (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting Hourglass reads, with its environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="HOURGLASS_", extra="ignore")
+
+    #: State, streams, timers and the outbox (may be Redis Cluster). Unset: embedded mode.
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    #: The Celery broker; defaults to the state Redis (Celery's Redis transport has no Cluster).
+    broker_url: str | None = None
+    #: Number of shards; fixed per deployment, well above the number of worker processes.
+    shards: int = Field(default=16, ge=1, le=4096)
+    #: The playbook directory workers load.
+    playbooks: str = "playbooks"
+    #: Events read and committed per batch.
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    #: Batches a drain task applies before it re-enqueues itself (so no worker is held forever).
+    batches_per_task: int = Field(default=20, ge=1)
+    #: How long a shard lease lasts without renewal.
+    lease_ms: int = Field(default=30_000, ge=100)
+    #: How long a messageId is remembered for deduplication.
+    dedupe_window_s: int = Field(default=86_400, ge=1)
+    #: ``wall``: the runner's clock is wall time; ``event``: it follows event timestamps
+    #: (replays and parity tests).
+    clock: Literal["wall", "event"] = "wall"
+
+    @property
+    def broker(self) -> str:
+        url = self.broker_url or self.redis_url
+        if url is None:
+            raise ValueError("set REDIS_URL (and optionally HOURGLASS_BROKER_URL) to run workers")
+        return url
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()
