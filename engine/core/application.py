@@ -72,8 +72,13 @@ class Application:
         return self._metrics
 
     def touched(self) -> None:
+        """The account changed: conditions and templates must see it anew."""
         self._context = None
+
+    def recorded(self) -> None:
+        """Metrics took an event: their values must be computed anew (time is fixed)."""
         self._metrics = None
+        self._context = None
 
     @property
     def timezone(self) -> str:

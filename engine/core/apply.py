@@ -100,6 +100,7 @@ def _facts(app: Application, event: Event) -> None:
                     continue
                 amount = float(raw)
             record(state, name, spec, event.ts, amount)
+            app.recorded()
         if event.name == TASK_COMPLETED:
             state.tasks.pop(str(event.properties.get("task_id", "")), None)
         elif event.name == EMAIL_BOUNCED:

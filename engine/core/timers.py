@@ -43,12 +43,22 @@ def date_due(app: Application, trigger: CompiledTrigger) -> float | None:
     value = app.state.traits.get(spec.trait)
     if not isinstance(value, str | int | float) or isinstance(value, bool):
         return None
-    return _date_due(value, spec, app.timezone)
+    key = (value, spec.at, spec.before, spec.after, app.timezone)
+    due = _DATE_DUE.get(key, _UNKNOWN)
+    if due is _UNKNOWN:
+        if len(_DATE_DUE) > 65536:
+            _DATE_DUE.clear()
+        due = _DATE_DUE[key] = _date_due(value, spec, app.timezone)
+    return due  # type: ignore[return-value]
 
 
-@lru_cache(maxsize=65536)
+#: Due times by (trait value, offset, time zone): shared by every account with the same date.
+_DATE_DUE: dict[tuple[object, ...], float | None] = {}
+_UNKNOWN = object()
+
+
 def _date_due(value: str | int | float, spec: DateTrigger, timezone: str) -> float | None:
-    """The due time for one trait value: shared by every account with the same date."""
+    """The due time for one trait value."""
     day = parse_date(value)
     if day is None:
         return None

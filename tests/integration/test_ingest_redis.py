@@ -1,0 +1,187 @@
+"""Ingest on a real redis-server: the Lua script, parity with the pure Router, cluster slots."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from ingestkit import SEQUENCES, on_redis, pure, random_calls
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from redisproc import EXECUTABLE, RedisServer, free_port
+
+from engine.redis.ingest import BacklogFull, Ingestor, IngestUnavailable
+from engine.redis.ingest_lua import SHA, SOURCE, append_shards
+from engine.redis.keys import USERS, ShardKeys, parked_events, shard_of
+
+pytestmark = pytest.mark.integration
+NO_RETRY = Retry(NoBackoff(), 0)
+
+
+def track(mid: str, account: str | None = "acme", user: str = "u1") -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "track", "event": "E", "messageId": mid, "userId": user}
+    if account is not None:
+        body["context"] = {"groupId": account}
+    return body
+
+
+def test_script_dedupes_appends_and_flags(redis_client: redis.Redis) -> None:
+    items = [("m1", b'{"k":"track","m":"m1"}'), ("m1", b"{}"), ("m2", b'{"m":"m2"}')]
+    done = append_shards(redis_client, {3: items}, window_s=60, kick_ttl_s=300)[3]
+    assert (done.appended, done.duplicates, done.kicked, done.new) == (2, 1, True, (1, 0, 1))
+    keys = ShardKeys(3)
+    assert [f for _, f in redis_client.xrange(keys.stream)] == [
+        {b"e": b'{"k":"track","m":"m1"}'},
+        {b"e": b'{"m":"m2"}'},
+    ]
+    assert 55 < redis_client.ttl(keys.dedupe("m1")) <= 60
+    assert 295 < redis_client.ttl(keys.kicked) <= 300
+    again = append_shards(redis_client, {3: items[2:]}, window_s=60, kick_ttl_s=300)[3]
+    assert (again.appended, again.duplicates, again.kicked) == (0, 1, False)
+
+
+def test_script_refuses_misaligned_keys_and_args(redis_client: redis.Redis) -> None:
+    assert redis_client.script_load(SOURCE) == SHA
+    with pytest.raises(redis.ResponseError, match="same length"):
+        redis_client.evalsha(SHA, 3, "hg:{s00}:stream", "hg:{s00}:kicked", "hg:{s00}:seen:x", 1, 2)
+
+
+def test_dedupe_window_expires(redis_client: redis.Redis) -> None:
+    ingestor = Ingestor(redis_client, shards=2, dedupe_window_s=1)
+    assert ingestor.ingest([track("m1")]).accepted == 1
+    assert ingestor.ingest([track("m1")]).duplicates == 1
+    time.sleep(1.2)
+    assert ingestor.ingest([track("m1")]).accepted == 1
+
+
+def test_script_cache_flush_falls_back_to_eval(redis_client: redis.Redis) -> None:
+    ingestor = Ingestor(redis_client, shards=1)
+    ingestor.ingest([track("1")])
+    redis_client.script_flush()
+    assert ingestor.ingest([track("2")]).accepted == 1
+    assert redis_client.xlen(ShardKeys(0).stream) == 2
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCES))
+def test_parity_with_pure_router(redis_client: redis.Redis, name: str) -> None:
+    raws = SEQUENCES[name]
+    expected, _ = pure(raws)
+    assert on_redis(redis_client, raws, [1] * len(raws)) == expected
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_parity_on_random_sequences(redis_client: redis.Redis, seed: int) -> None:
+    rng = random.Random(seed)
+    raws = random_calls(rng, 80)
+    chunks = [5] * 16
+    expected, router = pure(raws, per_user=3)
+    assert on_redis(redis_client, raws, chunks, per_user=3) == expected
+    links = {k.decode(): v.decode() for k, v in redis_client.hgetall(USERS).items()}
+    assert links == dict(router.directory.to_dict()["links"])
+
+
+def test_backlog_refusal_on_a_real_server(redis_client: redis.Redis) -> None:
+    ingestor = Ingestor(redis_client, shards=2, max_backlog=1)
+    ingestor.ingest([track("1"), track("2")])
+    keys_before = sorted(redis_client.keys("*"))
+    with pytest.raises(BacklogFull):
+        ingestor.ingest([track("3"), track("p", account=None, user="nobody")])
+    assert sorted(redis_client.keys("*")) == keys_before
+    assert redis_client.xlen(ShardKeys(shard_of("acme", 2)).stream) == 2
+
+
+def test_outage_raises_and_recovery_works(redis_process: Callable[..., RedisServer]) -> None:
+    server = redis_process()
+    client = redis.Redis(
+        port=server.port, socket_connect_timeout=0.5, socket_timeout=2, retry=NO_RETRY
+    )
+    ingestor = Ingestor(client, shards=1)
+    assert ingestor.ingest([track("1")]).accepted == 1
+    server.stop()
+    with pytest.raises(IngestUnavailable):
+        ingestor.ingest([track("2")])
+    server.start()
+    assert ingestor.ingest([track("2")]).accepted == 1
+
+
+# --- Redis Cluster: every multi-key script call stays inside one slot ----------------------
+
+
+def _start_cluster_node(directory: Path) -> tuple[subprocess.Popen[bytes], redis.Redis]:
+    """Start a cluster-mode redis-server on a free port and wait for it to answer."""
+    port = free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    command = [EXECUTABLE, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command += ["--cluster-enabled", "yes", "--dir", str(directory), "--appendonly", "no"]
+    log = (directory / "redis.log").open("wb")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    client = redis.Redis(port=port, socket_connect_timeout=0.5, retry=NO_RETRY)
+    deadline = time.monotonic() + 10
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            client.ping()
+            return process, client
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    process.kill()
+    process.wait()
+    raise RuntimeError(f"cluster node did not start: {(directory / 'redis.log').read_text()}")
+
+
+@pytest.fixture
+def cluster_node(tmp_path: Path) -> Iterator[redis.Redis]:
+    """A one-node redis-server in cluster mode owning every slot: it refuses CROSSSLOT calls."""
+    if shutil.which(EXECUTABLE) is None:
+        if os.environ.get("HOURGLASS_REQUIRE_REDIS") == "1":
+            pytest.fail(f"{EXECUTABLE} is not on PATH")
+        pytest.skip(f"{EXECUTABLE} is not on PATH")
+    for attempt in range(3):  # a free port may be taken before the server binds it
+        try:
+            process, client = _start_cluster_node(tmp_path / f"node-{attempt}")
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    try:
+        client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        deadline = time.monotonic() + 10
+        while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+            assert time.monotonic() < deadline, "cluster state did not become ok"
+            time.sleep(0.05)
+        yield client
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(10)
+
+
+def test_cluster_node_refuses_cross_slot_scripts(cluster_node: redis.Redis) -> None:
+    with pytest.raises(redis.ResponseError, match="same slot"):
+        cluster_node.eval("return 1", 2, "hg:{s00}:stream", "hg:{s01}:stream")
+
+
+def test_ingest_runs_on_a_cluster_node(cluster_node: redis.Redis) -> None:
+    kicks: list[int] = []
+    ingestor = Ingestor(cluster_node, shards=16, kick=kicks.append)
+    parked = ingestor.ingest([track("p1", account=None), track("p2", account=None, user="u2")])
+    assert parked.parked == 2
+    accounts = [f"acct-{i}" for i in range(12)]
+    result = ingestor.ingest(
+        [{"type": "group", "groupId": "acme", "userId": "u1", "messageId": "g"}]
+        + [track(f"m{i}", account=a, user="u2") for i, a in enumerate(accounts)]
+        + [track("m1", account="acct-1", user="u2")]
+    )
+    assert (result.accepted, result.duplicates, result.released) == (13, 1, 2)
+    assert sorted(kicks) == sorted({shard_of(a, 16) for a in ["acme", *accounts]})
+    acme = ShardKeys(shard_of("acme", 16)).stream
+    assert [orjson.loads(f[b"e"])["m"] for _, f in cluster_node.xrange(acme)][:2] == ["g", "p1"]
+    assert not cluster_node.exists(parked_events("u1"))
