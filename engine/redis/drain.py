@@ -30,6 +30,8 @@ from engine.runtime.store import Commit
 log = logging.getLogger(__name__)
 
 Entry = tuple[str, dict[bytes, bytes]]
+#: The shard counter holding the event clock's high-water mark (replays only).
+EVENT_CLOCK = "event_clock"
 
 
 @dataclass
@@ -70,6 +72,8 @@ class ShardDrainer:
         self.lease_ms = lease_ms
         self.event_clock = event_clock
         self.consumer = consumer or f"drain-{uuid.uuid4().hex[:12]}"
+        #: The newest event time the shard being drained has applied (replays' clock).
+        self.newest = 0.0
 
     def drain(self, shard: int, max_batches: int = 20) -> DrainReport:
         """Apply up to ``max_batches`` batches; ``backlog`` says whether entries remain."""
@@ -81,6 +85,8 @@ class ShardDrainer:
             return report
         try:
             self.store.ensure_group(shard)
+            if self.event_clock:
+                self.newest = float(self.client.hget(keys.counters, EVENT_CLOCK) or 0.0)
             report.timers_moved = self.store.pop_due_timers(shard, self._timer_now(), 1000)
             claimed = self._claim(keys, token)
             for _ in range(max_batches):
@@ -91,8 +97,11 @@ class ShardDrainer:
                 commit = self._apply(entries)
                 if not self.store.fenced_commit(shard, token, commit):
                     report.fenced_out = True
+                    self.client.hincrby(keys.counters, "fenced_out", 1)
                     log.warning("shard %s: lease lost, batch of %d refused", shard, len(entries))
                     return report
+                if self.event_clock and self.newest:
+                    self.client.hset(keys.counters, EVENT_CLOCK, repr(self.newest))
                 report.batches += 1
                 report.applied += commit.applied
                 report.dead_letters += len(commit.dead_letters)
@@ -104,7 +113,9 @@ class ShardDrainer:
         return report
 
     def _timer_now(self) -> float:
-        return self.clock.now()
+        """Timers due by this time fire: wall time live; in replays, the newest event time the
+        shard has applied (so a replayed history does not fire every timer at once)."""
+        return self.newest if self.event_clock else self.clock.now()
 
     def _claim(self, keys: ShardKeys, token: str) -> list[Entry]:
         """Every entry an earlier holder read but never acknowledged, oldest first."""
@@ -138,6 +149,7 @@ class ShardDrainer:
                 events.append((entry_id, _decode(fields)))
             except Exception as error:  # a malformed entry never blocks its shard
                 dead.append(DeadLetter(entry_id, fields, None, f"undecodable entry: {error}"))
+        self.newest = max((self._now(e) for _, e in events), default=self.newest)
         ids = list(dict.fromkeys(e.account_id for _, e in events if e.account_id))
         states = self.store.load(ids)
         applied_by_account: dict[str, list[Event]] = {}

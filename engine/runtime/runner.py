@@ -52,26 +52,35 @@ class Runner:
         self.on_action = on_action
         self.router = router or Router()
         self.stats = RunnerStats()
+        #: The newest event timestamp seen: a virtual clock never runs behind it.
+        self.arrival = 0.0
 
     @property
     def virtual(self) -> bool:
         return isinstance(self.clock, VirtualClock)
 
     def submit(self, event: Event) -> None:
-        """Route an app event to its account (parking it if unknown) and apply it.
+        """Route an app event to its account (parking it if unknown) and apply it."""
+        for ready in self.admit(event):
+            self.play(ready, self.arrival)
 
-        On a virtual clock, time first moves to the event's timestamp and every timer due by
-        then fires; a late event (older than the clock) is applied at the clock's time.
-        """
+    def admit(self, event: Event) -> list[Event]:
+        """Deduplicate and route an arriving event: the events now ready, accounts filled in."""
+        self.arrival = max(self.arrival, event.ts)
         if not self.store.remember_message(event.message_id):
             self.stats.duplicates += 1
-            return
+            return []
+        return self.router.route(event)
+
+    def play(self, event: Event, arrival: float) -> None:
+        """Apply a routed event. On a virtual clock, time first moves to ``arrival`` (the newest
+        timestamp seen so far) and every timer due by then fires; a late event is applied at
+        that time, not its own."""
         if self.virtual:
-            self.advance_to(event.ts)
-        for ready in self.router.route(event):
-            assert ready.account_id is not None
-            self.stats.events += 1
-            self._apply(ready.account_id, ready, self.clock.now())
+            self.advance_to(arrival)
+        assert event.account_id is not None
+        self.stats.events += 1
+        self._apply(event.account_id, event, self.clock.now())
 
     def advance_to(self, when: float) -> None:
         """Fire every timer due by ``when`` in due order (a virtual clock moves with them)."""

@@ -13,6 +13,7 @@ import orjson
 from engine.core.clock import VirtualClock, iso
 from engine.core.effects import ActionEffect
 from engine.core.playbook_set import PlaybookSet
+from engine.runtime.partitions import Partitioned
 from engine.runtime.runner import Runner, RunnerStats
 from engine.runtime.timeline import BadLine, read_timeline
 
@@ -56,18 +57,21 @@ def simulate(
     runner: Runner | None = None,
     on_bad_line: Callable[[BadLine], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> SimulationResult:
     """Apply every event of the file in order, firing timers at their virtual due times, up to
-    ``until`` (default: the last event plus 90 days)."""
-    runner = runner or Runner(pset, clock=VirtualClock())
-    result = SimulationResult(runner)
+    ``until`` (default: the last event plus 90 days). With ``workers`` > 1, accounts are split
+    over that many processes (same results; actions merged in time order)."""
+    result = SimulationResult(runner or Runner(pset, clock=VirtualClock()))
+    parallel = Partitioned(pset, workers, action_record) if workers > 1 else None
 
     def record(action: ActionEffect) -> None:
         result.actions_by_playbook[action.playbook] += 1
         if out is not None:
             out.write(orjson.dumps(action_record(action)) + b"\n")
 
-    runner.on_action = record
+    result.runner.on_action = record
+    submit = parallel.submit if parallel is not None else result.runner.submit
     last = 0.0
     count = 0
     for item in read_timeline(events):
@@ -80,12 +84,15 @@ def simulate(
             break
         if not result.started:
             result.started = item.ts
-        runner.submit(item)
+        submit(item)
         last = max(last, item.ts)
         count += 1
         if progress is not None and count % 10_000 == 0:
             progress(count)
     end = until if until is not None else last + DEFAULT_TAIL
-    runner.advance_to(end)
+    if parallel is not None:
+        result.runner, result.actions_by_playbook = parallel.finish(end, out)
+    else:
+        result.runner.advance_to(end)
     result.ended = end
     return result
