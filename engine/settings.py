@@ -34,6 +34,37 @@ class Settings(BaseSettings):
     #: (replays and parity tests).
     clock: Literal["wall", "event"] = "wall"
 
+    # -- delivery (outbox dispatch) ------------------------------------------------------
+    #: SMTP server for emails; unset: emails are written to ``outbox_dir`` as .eml files.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    #: The From address of emails.
+    mail_from: str = "Hourglass <hourglass@localhost>"
+    #: Where the file channel writes when no SMTP server is configured.
+    outbox_dir: str = "outbox"
+    #: Delivery attempts before an action becomes a dead letter.
+    dispatch_attempts: int = Field(default=6, ge=1)
+    #: How long a dispatcher holds an outbox entry before another may retry it.
+    dispatch_lease_s: float = Field(default=60.0, gt=0)
+    #: Webhook/Slack destinations allowed on private or loopback addresses (comma-separated
+    #: names), in addition to those marked ``allow_private`` in destinations.yaml.
+    allow_private_destinations: str = ""
+
+    # -- HTTP API --------------------------------------------------------------------------
+    #: Write keys per source: ``name:key,name2:key2``.
+    write_keys: str = ""
+    #: Management tokens: ``name:role:token,...`` with role admin, ops, csm or readonly.
+    tokens: str = ""
+    #: Shared secret of the Segment Webhooks destination endpoint.
+    segment_webhook_secret: str | None = None
+    #: Refuse ingest with 429 while a shard's stream holds more than this many entries.
+    max_backlog: int = Field(default=1_000_000, ge=1)
+    max_event_bytes: int = Field(default=32 * 1024, ge=1024)
+    max_request_bytes: int = Field(default=500 * 1024, ge=1024)
+
     @property
     def broker(self) -> str:
         url = self.broker_url or self.redis_url
