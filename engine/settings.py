@@ -30,9 +30,10 @@ class Settings(BaseSettings):
     lease_ms: int = Field(default=30_000, ge=100)
     #: How long a messageId is remembered for deduplication.
     dedupe_window_s: int = Field(default=86_400, ge=1)
-    #: ``wall``: the runner's clock is wall time; ``event``: it follows event timestamps
-    #: (replays and parity tests).
-    clock: Literal["wall", "event"] = "wall"
+    #: ``wall``: the runner's clock is wall time (live). ``event``: each event applies at its
+    #: own timestamp (replaying a history). ``virtual``: time is what ``hg:clock`` in Redis says
+    #: (a test or a backtest drives it). Timer firings apply at their due time in the latter two.
+    clock: Literal["wall", "event", "virtual"] = "wall"
 
     # -- delivery (outbox dispatch) ------------------------------------------------------
     #: SMTP server for emails; unset: emails are written to ``outbox_dir`` as .eml files.
@@ -64,6 +65,15 @@ class Settings(BaseSettings):
     max_backlog: int = Field(default=1_000_000, ge=1)
     max_event_bytes: int = Field(default=32 * 1024, ge=1024)
     max_request_bytes: int = Field(default=500 * 1024, ge=1024)
+    #: Where ``hourglass api`` listens (``--host``/``--port`` override them).
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    #: Seconds a 429 (backlog over ``max_backlog``) asks clients to wait (``Retry-After``).
+    retry_after_s: int = Field(default=5, ge=1, le=3600)
+    #: How long ``/readyz`` waits for Celery workers to answer a ping (the answer is cached).
+    worker_ping_timeout_s: float = Field(default=0.5, gt=0, le=10)
+    #: Entries the audit stream keeps (approximately; the oldest are trimmed).
+    audit_max: int = Field(default=100_000, ge=100)
 
     @property
     def broker(self) -> str:

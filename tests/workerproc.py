@@ -30,11 +30,19 @@ def worker_env(redis_url: str, **settings: str) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """``celery -A workers.app worker`` on the shard queue, with the solo pool (one process,
-    so that a signal reaches the process applying the batch)."""
+    """``celery -A workers.app worker`` on the shard queue (or ``queues``, comma-separated), with
+    the solo pool (one process, so that a signal reaches the process applying the batch)."""
 
-    def __init__(self, redis_url: str, name: str, log: Path, **settings: str) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        name: str,
+        log: Path,
+        queues: str = "hourglass.shards",
+        **settings: str,
+    ) -> None:
         self.name = name
+        self.queues = queues
         self.log = log
         self.env = worker_env(redis_url, **settings)
         self.process: subprocess.Popen[bytes] | None = None
@@ -42,7 +50,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         command = [
             sys.executable, "-m", "celery", "-A", "workers.app", "worker",
-            "-Q", "hourglass.shards", "--pool", "solo", "-n", f"{self.name}@%h",
+            "-Q", self.queues, "--pool", "solo", "-n", f"{self.name}@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info",
         ]  # fmt: skip
         handle = self.log.open("ab")

@@ -9,12 +9,13 @@ from typing import Any
 
 import redis
 
-from engine.core.clock import SystemClock
-from engine.core.loader import load_playbook_set
+from engine.core.clock import Clock, SystemClock
 from engine.core.playbook_set import PlaybookSet
 from engine.redis import lease
+from engine.redis.clock import RedisClock
 from engine.redis.drain import ShardDrainer
 from engine.redis.keys import ShardKeys
+from engine.redis.playbook_sets import LivePlaybooks, PlaybookSets
 from engine.redis.store import RedisStore
 from engine.settings import settings
 from workers.app import SHARDS_QUEUE, app
@@ -31,12 +32,19 @@ def _client() -> redis.Redis:
 
 
 @lru_cache(maxsize=1)
+def _live_playbooks() -> LivePlaybooks:
+    """The published set in Redis, followed live (the directory is published if none is)."""
+    return LivePlaybooks(PlaybookSets(_client()), settings().playbooks)
+
+
 def _playbooks() -> PlaybookSet:
-    result = load_playbook_set([settings().playbooks])
-    if result.pset is None:
-        problems = "; ".join(str(p) for p in result.problems[:5])
-        raise RuntimeError(f"the playbook set does not load: {problems}")
-    return result.pset
+    """The playbook set to apply now: a new published version is picked up within a second."""
+    return _live_playbooks()()
+
+
+def _clock() -> Clock:
+    """Wall time live; the deployment's virtual clock in Redis when driven through a replay."""
+    return RedisClock(_client()) if settings().clock == "virtual" else SystemClock()
 
 
 @lru_cache(maxsize=1)
@@ -47,10 +55,10 @@ def _drainer() -> ShardDrainer:
         _client(),
         store,
         _playbooks,
-        SystemClock(),
+        _clock(),
         batch_size=config.batch_size,
         lease_ms=config.lease_ms,
-        event_clock=config.clock == "event",
+        mode=config.clock,
         consumer=f"{os.uname().nodename}-{os.getpid()}",
     )
 
@@ -89,14 +97,16 @@ def drain_shard(self: Any, shard: int) -> dict[str, Any]:
 
 @app.task(name="hourglass.sweep")
 def sweep() -> int:
-    """Kick every shard with unread or pending entries, so a lost kick only delays."""
+    """Kick every shard with unread or pending entries or a due timer (so a lost kick only
+    delays, and a timer fires within about a second of its due time)."""
     config = settings()
     store = _drainer().store
     client = _client()
     kicked = 0
+    now = _drainer().clock.now() if config.clock != "event" else None
     for shard in range(config.shards):
         keys = ShardKeys(shard)
-        if store.has_backlog(shard) and lease.holder(client, keys) is None:
+        if store.has_backlog(shard, now) and lease.holder(client, keys) is None:
             client.set(keys.kicked, 1, ex=300)
             kick(shard)
             kicked += 1

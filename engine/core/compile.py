@@ -4,8 +4,7 @@ templates, checking every name they use against the declared schema."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -32,6 +31,16 @@ Loc = list[str | int]
 TEXT_FIELDS = {"email": ("subject", "body"), "task": ("title", "notes"), "slack": ("text",)}
 
 
+class TemplateSource(Protocol):
+    """Where the files named by ``template:`` come from (a folder on disk, or stored texts)."""
+
+    def read(self, name: str) -> str | None:
+        """The template's text, None when there is none; ValueError when it cannot be read."""
+
+    def where(self) -> str:
+        """Where templates were looked for, for the 'not found' message."""
+
+
 class PlaybookCompiler:
     """Compiles against one schema, one set of journeys and destinations."""
 
@@ -40,12 +49,12 @@ class PlaybookCompiler:
         schema: AccountSchema,
         journeys: dict[str, Journey],
         destinations: Destinations,
-        template_roots: Sequence[Path],
+        templates: TemplateSource,
     ) -> None:
         self.schema = schema
         self.journeys = journeys
         self.destinations = destinations
-        self.template_roots = list(template_roots)
+        self.templates = templates
         self.scope = condition_scope(schema, journeys)
         self.sample = sample_context(schema, journeys)
         self._doc: SourceDocument | None = None
@@ -302,10 +311,11 @@ class PlaybookCompiler:
         self._problem(loc, f"'{who}': expected {roles}an owner with a declared '{who}_email' trait")
 
     def _template_file(self, name: str, loc: Loc) -> str | None:
-        for root in self.template_roots:
-            path = (root / name).resolve()
-            if root.resolve() in path.parents and path.is_file():
-                return path.read_text(encoding="utf-8")
-        where = ", ".join(str(r) for r in self.template_roots) or "no templates/ folder given"
-        self._problem(loc, f"template '{name}' not found (looked in {where})")
-        return None
+        try:
+            source = self.templates.read(name)
+        except ValueError as error:
+            self._problem(loc, f"template '{name}': {error}")
+            return None
+        if source is None:
+            self._problem(loc, f"template '{name}' not found (looked in {self.templates.where()})")
+        return source

@@ -61,7 +61,7 @@ class ShardDrainer:
         *,
         batch_size: int = 500,
         lease_ms: int = 30_000,
-        event_clock: bool = False,
+        mode: str = "wall",
         consumer: str | None = None,
     ) -> None:
         self.client = client
@@ -70,7 +70,7 @@ class ShardDrainer:
         self.clock = clock
         self.batch_size = batch_size
         self.lease_ms = lease_ms
-        self.event_clock = event_clock
+        self.mode = mode
         self.consumer = consumer or f"drain-{uuid.uuid4().hex[:12]}"
         #: The newest event time the shard being drained has applied (replays' clock).
         self.newest = 0.0
@@ -85,7 +85,7 @@ class ShardDrainer:
             return report
         try:
             self.store.ensure_group(shard)
-            if self.event_clock:
+            if self.mode == "event":
                 self.newest = float(self.client.hget(keys.counters, EVENT_CLOCK) or 0.0)
             report.timers_moved = self.store.pop_due_timers(shard, self._timer_now(), 1000)
             claimed = self._claim(keys, token)
@@ -100,7 +100,7 @@ class ShardDrainer:
                     self.client.hincrby(keys.counters, "fenced_out", 1)
                     log.warning("shard %s: lease lost, batch of %d refused", shard, len(entries))
                     return report
-                if self.event_clock and self.newest:
+                if self.mode == "event" and self.newest:
                     self.client.hset(keys.counters, EVENT_CLOCK, repr(self.newest))
                 report.batches += 1
                 report.applied += commit.applied
@@ -115,7 +115,7 @@ class ShardDrainer:
     def _timer_now(self) -> float:
         """Timers due by this time fire: wall time live; in replays, the newest event time the
         shard has applied (so a replayed history does not fire every timer at once)."""
-        return self.newest if self.event_clock else self.clock.now()
+        return self.newest if self.mode == "event" else self.clock.now()
 
     def _claim(self, keys: ShardKeys, token: str) -> list[Entry]:
         """Every entry an earlier holder read but never acknowledged, oldest first."""
@@ -143,6 +143,7 @@ class ShardDrainer:
         """Apply a batch in stream order; a poison entry becomes a dead letter, alone."""
         pset = self.playbooks()
         events: list[tuple[str, Event]] = []
+        raw = dict(entries)
         dead: list[DeadLetter] = []
         for entry_id, fields in entries:
             try:
@@ -158,7 +159,7 @@ class ShardDrainer:
         for entry_id, event in events:
             account = event.account_id
             if account is None:
-                dead.append(DeadLetter(entry_id, {}, None, "event has no account"))
+                dead.append(DeadLetter(entry_id, raw[entry_id], None, "event has no account"))
                 continue
             now = self._now(event)
             state = states.get(account) or new_account(account, now)
@@ -189,10 +190,13 @@ class ShardDrainer:
         )
 
     def _now(self, event: Event) -> float:
-        """The runner's time for this event: wall time live, the event's own time in replays."""
-        if self.event_clock:
-            return event.timer.due if event.timer is not None else event.ts
-        return self.clock.now()
+        """The runner's time for this event: wall time live; in replays a timer firing applies
+        at its due time, and an app event at its own time (``event``) or the clock's."""
+        if self.mode == "wall":
+            return self.clock.now()
+        if event.timer is not None:
+            return event.timer.due
+        return event.ts if self.mode == "event" else self.clock.now()
 
     def _rebuild(self, account: str, good: list[Event], pset: PlaybookSet) -> AccountState:
         """The account as stored, with this batch's good events applied again (deterministic)."""

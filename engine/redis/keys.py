@@ -128,3 +128,55 @@ def parked_events(user_key: str) -> str:
     collide with :data:`PARKED_COUNT` (a hash of ``parked``/``released``/``dropped`` totals).
     """
     return f"{PREFIX}:parked:user:{user_key}"
+
+
+#: The virtual clock of a deployment driven through a replay (``HOURGLASS_CLOCK=virtual``).
+CLOCK = f"{PREFIX}:clock"
+
+
+# -- outbox dispatch: delivery attempts, errors, dead letters (see engine/redis/outbox.py) --
+
+
+def outbox_attempts(shard: int) -> str:
+    """Hash: idempotency key -> failed delivery attempts so far (pending and dead entries)."""
+    return f"{ShardKeys(shard).tag}:outbox:attempts"
+
+
+def outbox_errors(shard: int) -> str:
+    """Hash: idempotency key -> the last delivery error (pending and dead entries)."""
+    return f"{ShardKeys(shard).tag}:outbox:errors"
+
+
+def outbox_dead(shard: int) -> str:
+    """Hash: idempotency key -> dead letter JSON ``{key, action, error, attempts, at}``."""
+    return f"{ShardKeys(shard).tag}:outbox:dead"
+
+
+def dispatch_kicked(shard: int) -> str:
+    """Set (NX, with a TTL) while a dispatch task for the shard is queued and not started."""
+    return f"{ShardKeys(shard).tag}:outbox:kicked"
+
+
+# -- published playbook sets -----------------------------------------------------------------
+# One hash tag for all of them, so a publish is one transaction (MULTI/EXEC) on Redis Cluster.
+
+PLAYBOOKS = f"{PREFIX}:{{playbooks}}"
+#: The version number of the set workers run; they GET it at most once a second.
+PLAYBOOKS_CURRENT = f"{PLAYBOOKS}:current"
+#: The last version number handed out (never reused, even when old sets are pruned).
+PLAYBOOKS_SEQ = f"{PLAYBOOKS}:seq"
+#: List of the stored versions, newest first (bounded: the oldest are pruned).
+PLAYBOOKS_HISTORY = f"{PLAYBOOKS}:history"
+#: Hash: version -> JSON metadata (author, time, digest, note, playbooks).
+PLAYBOOKS_META = f"{PLAYBOOKS}:meta"
+
+
+def playbook_files(version: int) -> str:
+    """Hash of one published set's files: relative path -> text."""
+    return f"{PLAYBOOKS}:files:{version}"
+
+
+# -- HTTP API ---------------------------------------------------------------------------------
+
+#: Stream of every management write through the API: who (token name), role, what, when.
+AUDIT = f"{PREFIX}:audit"

@@ -1,17 +1,19 @@
-"""Embedded mode: the runner wired to the in-memory store and the local file outbox."""
+"""Embedded mode: the runner wired to the in-memory store and the channel registry (offline by
+default: the local file outbox)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from engine.channels.files import FileOutbox
+from engine.channels.registry import FILE_TYPES, build_channels
 from engine.core.clock import Clock, VirtualClock
 from engine.core.playbook_set import PlaybookSet
 from engine.runtime.memory import MemoryStore
 from engine.runtime.runner import Runner
+from engine.settings import Settings
 
 #: Action types the file outbox writes (tasks are kept in the store).
-FILE_CHANNELS = ("email", "webhook", "slack")
+FILE_CHANNELS = FILE_TYPES
 
 
 def clear_outbox(outbox: Path) -> None:
@@ -25,11 +27,16 @@ def clear_outbox(outbox: Path) -> None:
 
 
 def embedded_runner(
-    pset: PlaybookSet, *, outbox: Path | None = Path("outbox"), clock: Clock | None = None
+    pset: PlaybookSet,
+    *,
+    outbox: Path | None = Path("outbox"),
+    clock: Clock | None = None,
+    config: Settings | None = None,
 ) -> Runner:
-    """One process, no services: emails as .eml and webhooks/Slack as JSON under ``outbox``."""
-    channels = {}
-    if outbox is not None:
-        files = FileOutbox(outbox)
-        channels = {kind: files for kind in FILE_CHANNELS}
-    return Runner(pset, store=MemoryStore(), clock=clock or VirtualClock(), channels=channels)
+    """One process, no services: emails as .eml and webhooks/Slack as JSON under ``outbox``.
+
+    With ``config``, the channels are the workers' (SMTP, HTTP webhooks) instead.
+    """
+    store = MemoryStore()
+    channels = build_channels(store, pset.destinations, config, outbox=outbox)
+    return Runner(pset, store=store, clock=clock or VirtualClock(), channels=channels)

@@ -133,10 +133,6 @@ class Runner:
     def deliver_pending(self) -> None:
         """Deliver outbox entries through the configured channels (embedded: synchronously)."""
         for action in self.store.pending_actions():
-            if action.type == "task":
-                self.store.save_task(
-                    {**action.payload, "account": action.account, "playbook": action.playbook}
-                )
             channel = self.channels.get(action.type)
             if channel is None:
                 self.store.mark_delivered(action.key, "recorded")

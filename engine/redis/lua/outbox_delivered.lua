@@ -1,0 +1,17 @@
+-- Record that an outbox entry was delivered. Idempotent: the first receipt stays.
+--
+-- KEYS  1 outbox  2 outbox queue  3 attempts  4 errors  5 dead letters  6 delivered
+-- ARGV  1 idempotency key  2 receipt
+-- Drops the key from the outbox, the queue, its attempt count and last error, and the dead
+-- letters (a delivery that raced with a dead-lettering wins), then HSETNX delivered.
+-- Returns 1 when the entry was pending (or dead), 0 when it was not (already delivered).
+local key = ARGV[1]
+local pending = redis.call('HDEL', KEYS[1], key) + redis.call('HDEL', KEYS[5], key)
+redis.call('ZREM', KEYS[2], key)
+redis.call('HDEL', KEYS[3], key)
+redis.call('HDEL', KEYS[4], key)
+redis.call('HSETNX', KEYS[6], key, ARGV[2])
+if pending > 0 then
+  return 1
+end
+return 0
