@@ -18,6 +18,9 @@ from engine.core.state import MAX_CONTACTS, MAX_TRAITS, AccountState, Contact
 
 #: Track events the core itself understands.
 TASK_COMPLETED = "task_completed"
+#: A manual stage override (from the management API): ``properties`` ``{track, stage, by}``
+#: with ``track`` as ``journey.track``. It moves the account whatever the journey's rules say.
+STAGE_OVERRIDE = "hourglass.stage_override"
 #: The trait naming the one journey model an account follows; without it, every journey
 #: whose events the account sends moves it.
 JOURNEY_TRAIT = "journey"
@@ -139,7 +142,9 @@ def _progress(app: Application, event: Event) -> None:
     if name:
         timers.reset_inactivity(app, name, event.ts)
     _exits_and_goals(app, name)
-    if name:
+    if name == STAGE_OVERRIDE:
+        _override(app, event)
+    elif name:
         _transitions(app, event, name, late)
         for playbook, trigger in app.pset.on_event.get(name, ()):
             app.fire(playbook, trigger, event.message_id)
@@ -169,6 +174,20 @@ def _transitions(app: Application, event: Event, name: str, late: bool) -> None:
             continue
         moved.add(key)
         app.move(key, spec.to, cause=f"event {name}", occurrence=event.message_id)
+
+
+def _override(app: Application, event: Event) -> None:
+    """A person moved the account by hand: any stage of a known track, audited by ``by``."""
+    props = event.properties
+    key, stage = str(props.get("track", "")), str(props.get("stage", ""))
+    if key not in app.pset.track_keys():
+        app.effects.dropped = f"stage override: unknown track '{key}'"
+        return
+    if stage not in {s.id for s in app.pset.track(key).stages}:
+        app.effects.dropped = f"stage override: unknown stage '{stage}' on {key}"
+        return
+    who = props.get("by") or "someone"
+    app.move(key, stage, cause=f"manual override by {who}", occurrence=event.message_id)
 
 
 def _exits_and_goals(app: Application, name: str | None) -> None:

@@ -219,3 +219,37 @@ def test_late_event_still_moves_forward(tmp_path: Path) -> None:
     d.apply(track("kickoff", T0 + 5 * DAY), now=T0 + 10 * DAY)
     assert d.stage() == "onboarding"
     assert d.state.tracks["life.lifecycle"].entered == T0 + 10 * DAY
+
+
+def test_a_manual_stage_override_moves_the_account_even_backwards() -> None:
+    from engine.core.apply import STAGE_OVERRIDE, apply, new_account
+    from engine.core.event import Event
+    from engine.core.loader import load_playbook_set
+
+    pset = load_playbook_set([SHIPPED]).pset
+    assert pset is not None
+    state = new_account("acme", 1000.0)
+
+    def track(name: str, ts: float, **props: object) -> Event:
+        return Event("track", f"{name}-{ts}", ts, account_id="acme", name=name, properties=props)
+
+    apply(state, track("subscription_started", 1000.0), 1000.0, pset)
+    apply(state, track("kickoff_completed", 2000.0), 2000.0, pset)
+    assert state.tracks["flywheel.lifecycle"].stage == "onboarding"
+    effects = apply(
+        state,
+        track(STAGE_OVERRIDE, 3000.0, track="flywheel.lifecycle", stage="consideration", by="ana"),
+        3000.0,
+        pset,
+    )
+    assert state.tracks["flywheel.lifecycle"].stage == "consideration"
+    [change] = effects.stage_changes
+    assert change.cause == "manual override by ana"
+    refused = apply(
+        state,
+        track(STAGE_OVERRIDE, 4000.0, track="flywheel.lifecycle", stage="nowhere"),
+        4000.0,
+        pset,
+    )
+    assert refused.dropped == "stage override: unknown stage 'nowhere' on flywheel.lifecycle"
+    assert state.tracks["flywheel.lifecycle"].stage == "consideration"
