@@ -125,7 +125,7 @@ def _contact(state: AccountState, event: Event) -> None:
     contact.tz = traits.get("timezone", contact.tz)
     contact.name = traits.get("name", contact.name)
     if "active" in traits:
-        contact.active = bool(traits["active"])
+        contact.active = _truthy(traits["active"])
     if "email" in traits:
         contact.bounced = False
     contact.last_seen = max(contact.last_seen, event.ts)
@@ -133,6 +133,13 @@ def _contact(state: AccountState, event: Event) -> None:
     if len(state.contacts) > MAX_CONTACTS:
         oldest = min(state.contacts.values(), key=lambda c: c.last_seen)
         del state.contacts[oldest.user_id]
+
+
+def _truthy(value: object) -> bool:
+    """An SDK's boolean, also when it arrives as a string: ``"false"``, ``"0"``, ``"no"``."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "no", "off", "")
+    return bool(value)
 
 
 def _progress(app: Application, event: Event) -> None:

@@ -252,6 +252,8 @@ def change(
     elif kind == "set_flag":
         spec = action.spec
         expires = spec.ttl.after(app.now, app.timezone) if spec.ttl else 0.0
+        for name in [n for n in state.flags if not state.flag_set(n, app.now)]:
+            del state.flags[name]  # expired flags free their place
         if spec.name in state.flags or len(state.flags) < MAX_FLAGS:
             state.flags[spec.name] = expires
     elif kind == "clear_flag":

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from engine.core.durations import parse_duration
+
 Phase = Literal["pre", "post", "outcome"]
 
 _ID = r"^[a-z][a-z0-9_]*$"
@@ -29,6 +31,13 @@ class Stage(Authored):
     #: An account in this stage longer than this counts as stalled in the KPIs.
     stalled_after: str | None = None
 
+    @field_validator("stalled_after")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)  # raises with a message naming what was found
+        return value
+
 
 class Transition(Authored):
     """An event that moves an account to a stage, optionally only from some stages or when a
@@ -49,8 +58,6 @@ class Track(Authored):
     #: Stages a brand-new account may enter by an event; default: every pre-purchase stage
     #: (or every stage when the track has no pre-purchase stages).
     entry: tuple[str, ...] = ()
-    #: Stage an account starts in when first seen; none means "not yet on this track".
-    initial: str | None = None
 
     @model_validator(mode="after")
     def _stage_references(self) -> Track:
@@ -77,8 +84,6 @@ class Track(Authored):
                 check(f, f"transitions[{i}].from")
         for e in self.entry:
             check(e, "entry")
-        if self.initial is not None:
-            check(self.initial, "initial")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -27,10 +27,10 @@ def record(state: AccountState, name: str, spec: MetricSpec, ts: float, amount: 
     index = int(ts // size)
     newest = max(buckets, default=index)
     floor = int((max(newest, index) * size - window) // size)
-    if index <= floor:
+    if index < floor:
         return  # older than the window: nothing to count
     buckets[index] = buckets.get(index, 0) + amount
-    for old in [b for b in buckets if b <= floor]:
+    for old in [b for b in buckets if b < floor]:
         del buckets[old]
 
 

@@ -139,6 +139,8 @@ def ensure(app: Application) -> None:
             stage = spec.inactivity.in_stage
             current = state.tracks.get(playbook.track_key())
             if stage is not None and (current is None or current.stage != stage):
+                if marks.get(trigger.index) and book is not None:
+                    del book.marks[trigger.index]  # re-entering the stage starts a new wait
                 continue
             if marks.get(trigger.index):
                 continue  # fired; waits for a reset event

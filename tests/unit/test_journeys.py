@@ -58,7 +58,10 @@ def test_stage_references_are_checked() -> None:
     assert "transitions[0].to: unknown stage 'nowhere'" in bad
     assert "transitions[0].from: unknown stage 'nope'" in bad
     assert "entry: unknown stage 'x'" in bad
-    assert "initial: unknown stage 'y'" in error_of(initial="y")
+    assert "initial" in error_of(initial="y")  # not a field: the engine has no initial stage
+    assert "invalid duration '3 weekz'" in error_of(
+        stages=[{"id": "a", "stalled_after": "3 weekz"}]
+    )
 
 
 def test_typos_and_bad_ids_are_errors() -> None:

@@ -180,3 +180,19 @@ def test_update_health_keeps_a_short_history_of_changes() -> None:
     state.adjustments = [(-10.0, T0 + 5)]
     update_health(state, s, T0 + 20, {"logins_7d": 9.0})
     assert state.adjustments == []  # expired ones are dropped
+
+
+def test_a_new_event_never_drops_a_bucket_the_window_still_counts() -> None:
+    """A login on day 0 and one on day 7 at noon: both are within the last 7 days at noon of
+    day 7 (the day-0 bucket ends at the start of day 1)."""
+    from engine.core.metrics import DAY, record, value
+    from engine.core.schema import MetricSpec
+    from engine.core.state import AccountState
+
+    spec = MetricSpec.model_validate({"kind": "count", "event": "login", "window": "7d"})
+    state = AccountState("acme", created=0.0)
+    day0 = 20_000 * DAY
+    record(state, "logins_7d", spec, day0 + 3600, 1)
+    record(state, "logins_7d", spec, day0 + 7 * DAY + 12 * 3600, 1)
+    assert value(state, "logins_7d", spec, day0 + 7 * DAY + 12 * 3600) == 2
+    assert value(state, "logins_7d", spec, day0 + 8 * DAY + 1) == 1
