@@ -57,6 +57,9 @@ class PlaybookCompiler:
         self.templates = templates
         self.scope = condition_scope(schema, journeys)
         self.sample = sample_context(schema, journeys)
+        #: Only emails have a recipient; other templates render without one.
+        self.unaddressed = {k: v for k, v in self.sample.items() if k != "recipient"}
+        self._addressed = False
         self._doc: SourceDocument | None = None
         self._problems: list[Problem] = []
 
@@ -77,7 +80,7 @@ class PlaybookCompiler:
     def _template(self, source: str, loc: Loc, *, html: bool = False) -> CompiledTemplate | None:
         try:
             compiled = compile_template(source, kind="html" if html else "text", name=str(loc[-1]))
-            compiled.render(self.sample)
+            compiled.render(self.sample if self._addressed else self.unaddressed)
         except TemplateError as error:
             self._problem(loc, f"template: {error}")
             return None
@@ -247,6 +250,7 @@ class PlaybookCompiler:
         at: Loc = [*loc, kind]
         texts: dict[str, CompiledTemplate] = {}
         html = False
+        self._addressed = kind == "email"
         if kind == "email":
             self._recipient(spec.to, [*at, "to"], contacts=True)
             if spec.template is not None:

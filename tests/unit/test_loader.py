@@ -206,3 +206,22 @@ def test_disabled_playbooks_are_loaded_but_not_indexed(tmp_path: Path) -> None:
     pset = build(tmp_path, pb(more="mode: disabled"))
     assert "p" in pset.by_id
     assert pset.on_event.get("x", []) == []
+
+
+def test_only_email_templates_may_name_the_recipient(tmp_path: Path) -> None:
+    from engine.core.loader import load_playbook_set
+
+    schema = "kind: account\ntraits: {csm_email: email}\n"
+    playbook = """kind: playbook
+id: p
+name: p
+triggers: [{event: x}]
+actions:
+  - email: {to: champion, subject: "Hi {{ recipient.name }}", body: "Hello {{ recipient.name }}"}
+  - task: {title: "Call {{ recipient.name }}"}
+"""
+    (tmp_path / "account.yaml").write_text(schema)
+    (tmp_path / "p.yaml").write_text(playbook)
+    problems = [str(p) for p in load_playbook_set([tmp_path]).problems]
+    assert len(problems) == 1
+    assert "actions[1].task.title" in problems[0] and "recipient" in problems[0]
