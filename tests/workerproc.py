@@ -100,3 +100,19 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class BeatProcess(WorkerProcess):
+    """``celery -A workers.app beat``: the periodic sweeps (timers, lost kicks, outbox)."""
+
+    def start(self) -> WorkerProcess:
+        schedule = self.log.with_suffix(".schedule")
+        command = [
+            sys.executable, "-m", "celery", "-A", "workers.app", "beat",
+            "-l", "info", "-s", str(schedule),
+        ]  # fmt: skip
+        handle = self.log.open("ab")
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT
+        )
+        return self

@@ -266,7 +266,7 @@ class RedisStore(Store):
     def counters(self, shard: int) -> dict[str, int]:
         """The shard's counters (``applied``, ``dead_letters``...)."""
         raw: Any = self.client.hgetall(self._keys[shard].counters)
-        return {name.decode(): int(value) for name, value in raw.items()}
+        return {name.decode(): int(float(value)) for name, value in raw.items()}
 
     def dead_letters(self, shard: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Dead letters, oldest first, as dicts; ``id`` is what discard and replay take."""
