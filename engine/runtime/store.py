@@ -38,6 +38,7 @@ class Commit:
     #: (account, timer id) -> the timer as armed, or None when it was cancelled.
     timers: dict[tuple[str, str], TimerArm | None] = field(default_factory=dict)
     actions: list[ActionEffect] = field(default_factory=list)
+    _added: set[int] = field(default_factory=set, repr=False, compare=False)
 
     @property
     def armed(self) -> list[tuple[str, TimerArm]]:
@@ -49,7 +50,8 @@ class Commit:
 
     def add(self, state: AccountState, effects: Effects) -> None:
         """Add one event's effects for ``state`` (as it is after the event)."""
-        if not any(s is state for s in self.states):
+        if id(state) not in self._added:  # by identity: comparing states would be slow
+            self._added.add(id(state))
             self.states.append(state)
         account = state.account_id
         armed = {a.timer_id: a for a in effects.timers_armed}
