@@ -6,10 +6,18 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from engine.core.clock import to_epoch
 from engine.core.event import SEGMENT_KINDS, Event
@@ -21,6 +29,10 @@ MESSAGE_ID_NAMESPACE = uuid.UUID("5f1c1f6e-6a43-5b8e-9d2e-2c0a7f3b9e41")
 _NOT_IDENTITY = frozenset(
     {"messageId", "message_id", "sentAt", "sent_at", "receivedAt", "received_at"}
 )
+
+
+#: A JSON object an SDK may send as ``null``: taken as empty.
+Fields = Annotated[dict[str, Any], BeforeValidator(lambda value: {} if value is None else value)]
 
 
 class EventError(ValueError):
@@ -79,7 +91,7 @@ class _Call(BaseModel):
     received_at: datetime | None = Field(None, alias="receivedAt")
     user_id: str | None = Field(None, alias="userId")
     anonymous_id: str | None = Field(None, alias="anonymousId")
-    context: dict[str, Any] = Field(default_factory=dict)
+    context: Fields = Field(default_factory=dict)
     integrations: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = Field(None, alias="_metadata")
     channel: str | None = None
@@ -111,11 +123,6 @@ class _Call(BaseModel):
     def _coerce_ids(cls, value: Any) -> Any:
         return _id_or_none(value)
 
-    @field_validator("context", mode="before")
-    @classmethod
-    def _none_is_empty(cls, value: Any) -> Any:
-        return {} if value is None else value
-
     @field_validator("timestamp", "original_timestamp", "sent_at", "received_at")
     @classmethod
     def _naive_is_utc(cls, value: datetime | None) -> datetime | None:
@@ -140,7 +147,7 @@ class Track(_Call):
 
     type: Literal["track"] = "track"
     event: str
-    properties: dict[str, Any] = Field(default_factory=dict)
+    properties: Fields = Field(default_factory=dict)
 
     @field_validator("event", mode="before")
     @classmethod
@@ -149,22 +156,12 @@ class Track(_Call):
             raise ValueError("must be a non-empty string")
         return value
 
-    @field_validator("properties", mode="before")
-    @classmethod
-    def _no_properties(cls, value: Any) -> Any:
-        return {} if value is None else value
-
 
 class Identify(_Call):
     """An ``identify`` call: who the user is, with traits."""
 
     type: Literal["identify"] = "identify"
-    traits: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("traits", mode="before")
-    @classmethod
-    def _no_traits(cls, value: Any) -> Any:
-        return {} if value is None else value
+    traits: Fields = Field(default_factory=dict)
 
 
 class Group(_Call):
@@ -172,7 +169,7 @@ class Group(_Call):
 
     type: Literal["group"] = "group"
     group_id: str = Field(alias="groupId")
-    traits: dict[str, Any] = Field(default_factory=dict)
+    traits: Fields = Field(default_factory=dict)
 
     _identity_optional: ClassVar[bool] = True
 
@@ -181,38 +178,25 @@ class Group(_Call):
     def _group_id(cls, value: Any) -> Any:
         return _required_id(value)
 
-    @field_validator("traits", mode="before")
-    @classmethod
-    def _no_traits(cls, value: Any) -> Any:
-        return {} if value is None else value
+
+class _View(_Call):
+    """What ``page`` and ``screen`` calls share: a name, a category, properties."""
+
+    name: str | None = None
+    category: str | None = None
+    properties: Fields = Field(default_factory=dict)
 
 
-class Page(_Call):
+class Page(_View):
     """A ``page`` call: a web page view."""
 
     type: Literal["page"] = "page"
-    name: str | None = None
-    category: str | None = None
-    properties: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("properties", mode="before")
-    @classmethod
-    def _no_properties(cls, value: Any) -> Any:
-        return {} if value is None else value
 
 
-class Screen(_Call):
+class Screen(_View):
     """A ``screen`` call: a mobile screen view."""
 
     type: Literal["screen"] = "screen"
-    name: str | None = None
-    category: str | None = None
-    properties: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("properties", mode="before")
-    @classmethod
-    def _no_properties(cls, value: Any) -> Any:
-        return {} if value is None else value
 
 
 class Alias(_Call):

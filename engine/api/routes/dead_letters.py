@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -42,9 +43,24 @@ def get_dead_letters(
     )  # fmt: skip
 
 
-def _known(svc: Services, shard: int) -> None:
+def _act(
+    svc: Services,
+    who: Principal,
+    shard: int,
+    letter_id: str,
+    what: str,
+    operation: Callable[[int, str], bool],
+) -> None:
+    """Replay or discard one dead letter, audited; 404 when there is no such letter."""
     if shard >= svc.store.shards:
         raise ApiError(404, "not_found", f"no shard {shard} (there are {svc.store.shards})")
+    done = operation(shard, letter_id)
+    target = f"{shard}:{letter_id}"
+    svc.audit.record(
+        who, f"dead_letter_{what}", target, "done" if done else "not_found", svc.clock()
+    )
+    if not done:
+        raise ApiError(404, "not_found", f"no dead letter {target}")
 
 
 @router.post(
@@ -59,13 +75,7 @@ def replay_dead_letter(
     svc: Services = Depends(services),  # noqa: B008
 ) -> DeadLetterDone:
     """Append the dead letter's event to its shard again (after fixing what made it fail)."""
-    _known(svc, shard)
-    replayed = svc.store.replay_dead_letter(shard, letter_id)
-    target = f"{shard}:{letter_id}"
-    outcome = "done" if replayed else "not_found"
-    svc.audit.record(who, "dead_letter_replay", target, outcome, svc.clock())
-    if not replayed:
-        raise ApiError(404, "not_found", f"no dead letter {target}")
+    _act(svc, who, shard, letter_id, "replay", svc.store.replay_dead_letter)
     try:
         svc.kick(shard)
     except KickFailed as error:  # replayed all the same: the periodic sweep kicks the shard
@@ -85,11 +95,5 @@ def discard_dead_letter(
     svc: Services = Depends(services),  # noqa: B008
 ) -> DeadLetterDone:
     """Drop a dead letter for good (audited)."""
-    _known(svc, shard)
-    discarded = svc.store.discard_dead_letter(shard, letter_id)
-    target = f"{shard}:{letter_id}"
-    outcome = "done" if discarded else "not_found"
-    svc.audit.record(who, "dead_letter_discard", target, outcome, svc.clock())
-    if not discarded:
-        raise ApiError(404, "not_found", f"no dead letter {target}")
+    _act(svc, who, shard, letter_id, "discard", svc.store.discard_dead_letter)
     return DeadLetterDone(id=letter_id, shard=shard, action="discarded")
