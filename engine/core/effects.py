@@ -26,9 +26,16 @@ class ActionEffect:
     mode: str
     payload: dict[str, Any]
     step: str
+    #: Not to be delivered before this time (quiet hours); None: at once.
+    not_before: float | None = None
+
+    @property
+    def deliver_at(self) -> float:
+        """When delivery may start: the decision time, or the end of quiet hours."""
+        return self.not_before if self.not_before is not None else self.at
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "key": self.key,
             "at": self.at,
             "account": self.account,
@@ -39,6 +46,9 @@ class ActionEffect:
             "payload": self.payload,
             "step": self.step,
         }
+        if self.not_before is not None:
+            out["not_before"] = self.not_before
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ActionEffect:

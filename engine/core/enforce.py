@@ -10,6 +10,7 @@ from engine.core.clock import iso
 from engine.core.effects import ActionEffect, idempotency_key
 from engine.core.playbook_set import CompiledAction, CompiledPlaybook
 from engine.core.playbooks import DELIVERED
+from engine.core.quiet import quiet_until
 from engine.core.state import MAX_FLAGS, MAX_OPEN_TASKS, MAX_TRAITS, OpenTask, SequenceRun
 from engine.core.templates import TemplateError
 
@@ -120,6 +121,8 @@ def decide(
     live = playbook.mode == "live"
     if live:
         change(app, action, payload, key, playbook.id, run.occurrence)
+    quiet = playbook.spec.quiet_hours
+    held = quiet_until(quiet, app.now, app.timezone) if quiet and customer_facing else None
     app.effects.actions.append(
         ActionEffect(
             key=key,
@@ -131,6 +134,7 @@ def decide(
             mode=playbook.mode,
             payload=payload,
             step=step,
+            not_before=held,
         )
     )
 

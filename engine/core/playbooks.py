@@ -262,6 +262,21 @@ class Step(Authored):
         return _exactly_one(self, ("actions", "wait", "if_", "exit_if"), "a step").rstrip("_")
 
 
+class QuietHours(Authored):
+    """Local hours in which customer-facing emails wait (in the recipient's or the account's
+    time zone); an email decided then is held until ``end``."""
+
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    weekends: bool = False
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("quiet_hours: start and end must differ")
+        return self
+
+
 class ExitWhen(Authored):
     """What ends a running sequence early: any of these events, or any of these conditions."""
 
@@ -303,6 +318,7 @@ class Playbook(Authored):
     exit_when: ExitWhen = ExitWhen()
     goal: Goal | None = None
     on_change: OnChange = "finish"
+    quiet_hours: QuietHours | None = None
 
     @field_validator("unless", "conditions", mode="before")
     @classmethod

@@ -130,7 +130,7 @@ def commit_call(
         args += [timer_member(account, arm.timer_id), arm.generation, float(arm.due)]
     args.append(len(batch.actions))
     for action in batch.actions:
-        args += [action.key, orjson.dumps(action.to_dict()), float(action.at)]
+        args += [action.key, orjson.dumps(action.to_dict()), float(action.deliver_at)]
     args.append(len(batch.acks))
     args += batch.acks
     args.append(len(batch.dead_letters))

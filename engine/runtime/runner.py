@@ -132,7 +132,10 @@ class Runner:
 
     def deliver_pending(self) -> None:
         """Deliver outbox entries through the configured channels (embedded: synchronously)."""
+        now = self.clock.now()
         for action in self.store.pending_actions():
+            if action.deliver_at > now:
+                continue  # held for quiet hours; a later call delivers it
             channel = self.channels.get(action.type)
             if channel is None:
                 self.store.mark_delivered(action.key, "recorded")

@@ -32,7 +32,7 @@ def action_record(action: ActionEffect) -> dict[str, Any]:
         "idempotency_key": action.key,
         "mode": action.mode,
         "payload": action.payload,
-    }
+    } | ({"not_before": iso(action.not_before)} if action.not_before is not None else {})
 
 
 @dataclass
