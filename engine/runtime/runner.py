@@ -134,7 +134,7 @@ class Runner:
         """Deliver outbox entries through the configured channels (embedded: synchronously)."""
         now = self.clock.now()
         for action in self.store.pending_actions():
-            if action.deliver_at > now:
+            if action.not_before is not None and action.not_before > now:
                 continue  # held for quiet hours; a later call delivers it
             channel = self.channels.get(action.type)
             if channel is None:
