@@ -24,4 +24,4 @@ def main() -> None:
 
 
 # Each command module registers its commands on ``app`` when imported (after ``app`` exists).
-from engine.cli import api, authoring, playbooks, runtime  # noqa: E402, F401
+from engine.cli import api, authoring, ops, playbooks, runtime  # noqa: E402, F401

@@ -1,0 +1,91 @@
+"""Redis memory per account, measured three ways.
+
+- ``bytes_per_account``: INFO ``used_memory`` after the run minus before it (both with the
+  workers connected and idle), divided by the accounts. Everything the run left in Redis
+  counts: account states, timers, the accounts sets, the user directory, one dedupe key per
+  event (they expire after the dedupe window, 24 h by default), outbox entries not delivered
+  (no dispatcher runs in the benchmark), the streams' trimmed remains, and allocator overhead.
+- ``account_bytes``: MEMORY USAGE of what is kept per account for good — its state key, its
+  timers (sorted set and generations) and its membership of the shard's accounts set — per
+  account. This is the design's budget ("everything stored per account, not counting streams
+  in flight"), in Redis's own accounting of keys (values, key names, per-key overhead).
+- ``avg_state_len``: the mean STRLEN of the stored states: compact JSON, zlib-deflated when
+  over 256 bytes (engine/core/state.py), so the blob alone.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import redis
+
+#: Key kinds, by a fragment of their names (engine/redis/keys.py), first match wins.
+KINDS = (
+    (b":acct:", "states"),
+    (b":seen:", "dedupe keys"),
+    (b":timers", "timers"),
+    (b":accounts", "accounts sets"),
+    (b":outbox", "outbox"),
+    (b":delivered", "outbox"),
+    (b":stream", "streams"),
+    (b"hg:users", "user directory"),
+    (b"hg:parked", "user directory"),
+)
+#: Kinds kept for as long as the account exists (the per-account budget).
+PER_ACCOUNT = ("states", "timers", "accounts sets")
+SAMPLE = 2000
+
+
+@dataclass
+class Memory:
+    """Memory figures after a run (see the module's docstring for what each counts)."""
+
+    accounts: int
+    used_delta: int
+    avg_state_len: float
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def bytes_per_account(self) -> float:
+        return self.used_delta / self.accounts
+
+    @property
+    def account_bytes(self) -> float:
+        return sum(self.kinds.get(kind, 0) for kind in PER_ACCOUNT) / self.accounts
+
+
+def used_memory(client: redis.Redis) -> int:
+    """INFO memory ``used_memory``: bytes the allocator holds for the data set and buffers."""
+    return int(client.info("memory")["used_memory"])
+
+
+def kind_of(key: bytes) -> str:
+    for fragment, kind in KINDS:
+        if fragment in key:
+            return kind
+    return "other"
+
+
+def measure(client: redis.Redis, before: int, accounts: int) -> Memory:
+    """The memory figures now, against ``used_memory`` taken before the run."""
+    delta = used_memory(client) - before
+    by_kind: dict[str, list[bytes]] = defaultdict(list)
+    for key in client.scan_iter(count=5000):
+        by_kind[kind_of(key)].append(key)
+    kinds: Counter[str] = Counter()
+    for kind, names in by_kind.items():
+        sample = names if len(names) <= SAMPLE else random.Random(1).sample(names, SAMPLE)
+        pipe = client.pipeline(transaction=False)
+        for name in sample:
+            pipe.memory_usage(name, samples=0)
+        used = sum(int(u or 0) for u in pipe.execute())
+        kinds[kind] = round(used * len(names) / len(sample))
+    states = by_kind.get("states", [])
+    pipe = client.pipeline(transaction=False)
+    for name in states:
+        pipe.strlen(name)
+    lengths = pipe.execute() if states else []
+    average = sum(lengths) / len(lengths) if lengths else 0.0
+    return Memory(accounts, delta, average, dict(kinds))
