@@ -25,6 +25,10 @@ def known_zone(name: str) -> bool:
     return True
 
 
+#: The trait naming the one journey model an account follows; without it, every journey
+#: whose events the account sends moves it, and every playbook applies.
+JOURNEY_TRAIT = "journey"
+
 #: Cascades (a playbook's move_stage firing another playbook) stop after this many firings.
 MAX_FIRINGS = 64
 
@@ -49,6 +53,8 @@ class Application:
     effects: Effects = field(default_factory=Effects)
     queue: list[Firing] = field(default_factory=list)
     fired: int = 0
+    #: How many times the account changed during this application (see ``touched``).
+    changes: int = 0
     _context: dict[str, Any] | None = None
     _metrics: dict[str, float] | None = None
 
@@ -74,6 +80,7 @@ class Application:
     def touched(self) -> None:
         """The account changed: conditions and templates must see it anew."""
         self._context = None
+        self.changes += 1
 
     def recorded(self) -> None:
         """Metrics took an event: their values must be computed anew (time is fixed)."""
@@ -108,7 +115,15 @@ class Application:
     def miss(self, playbook: str, occurrence: str, reason: str) -> None:
         self.effects.near_misses.append(NearMiss(playbook, occurrence, reason, self.now))
 
+    def follows(self, playbook: CompiledPlaybook) -> bool:
+        """Whether the playbook applies: one that names a journey leaves alone the accounts
+        that follow another journey (the ``journey`` trait)."""
+        chosen = self.state.traits.get(JOURNEY_TRAIT)
+        return playbook.journey is None or not isinstance(chosen, str) or chosen == playbook.journey
+
     def fire(self, playbook: CompiledPlaybook, trigger: CompiledTrigger, occurrence: str) -> None:
+        if not self.follows(playbook):
+            return
         if self.fired >= MAX_FIRINGS:
             self.miss(playbook.id, occurrence, f"more than {MAX_FIRINGS} firings for one event")
             return

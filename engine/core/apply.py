@@ -9,7 +9,7 @@ crossings -> timers the account should have.
 from __future__ import annotations
 
 from engine.core import enforce, timers
-from engine.core.application import Application
+from engine.core.application import JOURNEY_TRAIT, Application
 from engine.core.effects import Effects
 from engine.core.event import TIMER, Event
 from engine.core.metrics import record, update_health
@@ -21,9 +21,7 @@ TASK_COMPLETED = "task_completed"
 #: A manual stage override (from the management API): ``properties`` ``{track, stage, by}``
 #: with ``track`` as ``journey.track``. It moves the account whatever the journey's rules say.
 STAGE_OVERRIDE = "hourglass.stage_override"
-#: The trait naming the one journey model an account follows; without it, every journey
-#: whose events the account sends moves it.
-JOURNEY_TRAIT = "journey"
+
 EMAIL_BOUNCED = "email_bounced"
 
 
@@ -60,12 +58,13 @@ def _drain(app: Application) -> None:
     """Enforce queued firings in priority order, including those they cause."""
     if not app.queue:
         return
+    changes = app.changes
     while app.queue:
         app.queue.sort(key=lambda f: (-f.playbook.spec.priority, f.playbook.id))
         firing = app.queue.pop(0)
         enforce.consider(app, firing)
-    app.touched()
-    _health(app)
+    if app.changes != changes:  # an action changed the account: its health may have moved
+        _health(app)
 
 
 def _health(app: Application) -> None:
@@ -291,6 +290,8 @@ def _thresholds(app: Application) -> None:
     values = app.metrics()
     health = app.state.health
     for playbook, trigger in app.pset.thresholds:
+        if not app.follows(playbook):
+            continue
         spec = trigger.spec.metric or trigger.spec.health
         assert spec is not None
         if trigger.spec.metric is not None:

@@ -126,6 +126,8 @@ def ensure(app: Application) -> None:
     state = app.state
     outcome: dict[str, bool] = {}
     for playbook, trigger in app.pset.timed:
+        if not app.follows(playbook):
+            continue
         key = playbook.track_key()
         if key not in outcome:
             outcome[key] = in_outcome(app, playbook)
@@ -205,7 +207,7 @@ def next_window(app: Application) -> float | None:
     schema = app.pset.schema
     watched: set[str] = set()
     for playbook, trigger in app.pset.thresholds:
-        if in_outcome(app, playbook):
+        if not app.follows(playbook) or in_outcome(app, playbook):
             continue  # a terminal outcome keeps no timers, this one included
         if trigger.spec.metric is not None and trigger.spec.metric.name:
             watched.add(trigger.spec.metric.name)
