@@ -9,6 +9,7 @@ padding, printf widths) are refused or bounded before they allocate anything.
 from __future__ import annotations
 
 import functools
+import gc
 import math
 import re
 import time
@@ -546,6 +547,10 @@ class CompiledTemplate:
         max_seconds: float = MAX_RENDER_SECONDS,
     ) -> str:
         """Render with plain data; raise TemplateError on errors or when a cap is passed."""
+        # The garbage collector runs in this thread and may take its time over a large heap:
+        # it is paused while rendering, so the time cap measures the template alone.
+        collecting = gc.isenabled()
+        gc.disable()
         state = _RenderState(max_chars, max_seconds, context)
         token = _STATE.set(state)
         stream = cast(Generator[str, None, None], self.template.generate(context))
@@ -563,6 +568,8 @@ class CompiledTemplate:
         finally:
             stream.close()
             _STATE.reset(token)
+            if collecting:
+                gc.enable()
         return "".join(chunks)
 
     def _error(self, exc: Exception) -> TemplateError:

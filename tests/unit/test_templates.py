@@ -360,3 +360,20 @@ def test_date_rejects_garbage() -> None:
     assert "date: not an ISO date" in str(fails("{{ 'soon'|date }}"))
     assert "date: unknown time zone 'Mars/Base'" in str(fails("{{ 0|date(tz='Mars/Base') }}"))
     assert "date: expected an ISO string" in str(fails("{{ x|date }}", {"x": None}))
+
+
+def test_the_collector_is_paused_only_while_rendering() -> None:
+    import gc
+
+    from engine.core.templates import compile_template
+
+    template = compile_template("{{ n }}")
+    assert gc.isenabled()
+    assert template.render({"n": 1}) == "1"
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        template.render({"n": 2})
+        assert not gc.isenabled()  # a caller's choice is left as it was
+    finally:
+        gc.enable()
