@@ -141,7 +141,8 @@ def _summary(action: ActionEffect) -> str:
 
 
 def recent_actions(store: RedisStore, account_id: str) -> list[RecentAction]:
-    """The account's actions still in its shard's outbox, and its tasks; newest first."""
+    """The account's actions still in its shard's outbox, its latest deliveries, and its
+    tasks; newest first."""
     shard = store.shard_of(account_id)
     marker = b'"account":' + orjson.dumps(account_id)
     out: list[RecentAction] = []
@@ -158,6 +159,14 @@ def recent_actions(store: RedisStore, account_id: str) -> list[RecentAction]:
             RecentAction(
                 key=action.key, type=action.type, playbook=action.playbook,
                 at=to_datetime(action.at), status="pending", summary=_summary(action),
+            )
+        )  # fmt: skip
+    for raw in store.client.lrange(store.keys(shard).recent(account_id), 0, -1):
+        done = orjson.loads(raw)
+        out.append(
+            RecentAction(
+                key=done["key"], type=done["type"], playbook=done["playbook"],
+                at=to_datetime(float(done["at"])), status="delivered", summary=done["receipt"],
             )
         )  # fmt: skip
     for task in store.tasks():

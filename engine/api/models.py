@@ -101,13 +101,14 @@ class PlaybookRecord(BaseModel):
 
 
 class RecentAction(BaseModel):
-    """An action decided for the account: pending in the outbox, or a task (open or done)."""
+    """An action decided for the account: pending in the outbox, delivered, or a task (open or
+    done)."""
 
     key: str = Field(description="The action's idempotency key.")
     type: str
     playbook: str
     at: datetime
-    status: Literal["pending", "open", "done"]
+    status: Literal["pending", "delivered", "open", "done"]
     summary: str = ""
 
 

@@ -94,7 +94,7 @@ class Dispatcher:
             log.exception("outbox %s: channel %s crashed", entry.key, action.type)
             self._failed(entry, f"{type(error).__name__}: {error}", True, report)
             return
-        self.outbox.delivered(entry.shard, entry.key, receipt)
+        self.outbox.delivered(entry.shard, entry.key, receipt, action)
         report.delivered += 1
 
     def _failed(self, entry: Claimed, error: str, retryable: bool, report: DispatchReport) -> None:

@@ -72,6 +72,10 @@ class ShardKeys:
         """Marks a messageId as seen on this shard; expires with the dedupe window."""
         return f"{self.tag}:seen:{message_id}"
 
+    def recent(self, account_id: str) -> str:
+        """An account's latest delivered actions (a bounded list, newest first)."""
+        return f"{self.tag}:recent:{account_id}"
+
     @property
     def lease(self) -> str:
         """Who holds the shard (a consumer token), with a TTL."""

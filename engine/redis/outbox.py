@@ -69,6 +69,10 @@ class Failure:
     at: float | None
 
 
+#: Delivered actions kept per account for its page.
+RECENT_DELIVERIES = 20
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxDeadLetter:
     """An action whose delivery was given up, with the last error."""
@@ -123,8 +127,13 @@ class Outbox:
             for i in range(0, len(flat), 3)
         ]
 
-    def delivered(self, shard: int, key: str, receipt: str) -> bool:
-        """Record the delivery (the first receipt stays); True if the entry was still pending."""
+    def delivered(
+        self, shard: int, key: str, receipt: str, action: ActionEffect | None = None
+    ) -> bool:
+        """Record the delivery (the first receipt stays); True if the entry was still pending.
+
+        With the ``action``, its summary joins the account's recent deliveries (bounded).
+        """
         keys = self._keys(shard)
         script_keys = [
             keys.outbox,
@@ -133,8 +142,15 @@ class Outbox:
             k.outbox_errors(shard),
             k.outbox_dead(shard),
             keys.delivered,
+            keys.recent(action.account if action else ""),
         ]
-        return bool(DELIVERED(self.client, script_keys, [key, receipt]))
+        summary = b""
+        if action is not None:
+            summary = orjson.dumps(
+                {"key": action.key, "type": action.type, "playbook": action.playbook,
+                 "at": action.at, "receipt": receipt[:200]}
+            )  # fmt: skip
+        return bool(DELIVERED(self.client, script_keys, [key, receipt, summary, RECENT_DELIVERIES]))
 
     def failed(
         self,

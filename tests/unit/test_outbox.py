@@ -397,3 +397,27 @@ def test_the_celery_app_routes_dispatch_and_beats_the_sweeper_every_2_s() -> Non
         == {"queue": "hourglass.dispatch"}
     )
     assert sweep == {"task": "hourglass.dispatch_sweep", "schedule": 2.0}
+
+
+def test_a_delivery_joins_the_accounts_recent_deliveries_once(fake_redis: redis.Redis) -> None:
+    from engine.core.effects import ActionEffect
+    from engine.redis.keys import ShardKeys
+    from engine.redis.outbox import RECENT_DELIVERIES, Outbox
+    from engine.redis.store import RedisStore
+    from engine.runtime.store import Commit
+
+    store = RedisStore(fake_redis)
+    shard = store.shard_of("acme")
+    actions = [
+        ActionEffect(key=f"k{i}", at=100.0 + i, account="acme", playbook="p", version=1,
+                     type="email", mode="live", payload={}, step="0.0")
+        for i in range(RECENT_DELIVERIES + 3)
+    ]  # fmt: skip
+    store.commit(Commit(actions=actions))
+    outbox = Outbox(fake_redis, store.shards)
+    for action in actions:
+        assert outbox.delivered(shard, action.key, "250 OK", action)
+    assert not outbox.delivered(shard, "k0", "250 again", actions[0])  # once only
+    recent = fake_redis.lrange(ShardKeys(shard).recent("acme"), 0, -1)
+    assert len(recent) == RECENT_DELIVERIES
+    assert b'"key":"k22"' in recent[0] and b'"receipt":"250 OK"' in recent[0]

@@ -1,7 +1,9 @@
 -- Record that an outbox entry was delivered. Idempotent: the first receipt stays.
 --
 -- KEYS  1 outbox  2 outbox queue  3 attempts  4 errors  5 dead letters  6 delivered
--- ARGV  1 idempotency key  2 receipt
+--       7 the account's recent-deliveries list
+-- ARGV  1 idempotency key  2 receipt  3 summary JSON for the account page ('' = none)
+--       4 how many recent deliveries the list keeps
 -- Drops the key from the outbox, the queue, its attempt count and last error, and the dead
 -- letters (a delivery that raced with a dead-lettering wins), then HSETNX delivered.
 -- Returns 1 when the entry was pending (or dead), 0 when it was not (already delivered).
@@ -12,6 +14,10 @@ redis.call('HDEL', KEYS[3], key)
 redis.call('HDEL', KEYS[4], key)
 redis.call('HSETNX', KEYS[6], key, ARGV[2])
 if pending > 0 then
+  if ARGV[3] ~= '' then
+    redis.call('LPUSH', KEYS[7], ARGV[3])
+    redis.call('LTRIM', KEYS[7], 0, tonumber(ARGV[4]) - 1)
+  end
   return 1
 end
 return 0
