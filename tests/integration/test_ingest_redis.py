@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
+from conftest import require_redis_server
 from ingestkit import SEQUENCES, on_redis, pure, random_calls
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -140,10 +139,7 @@ def _start_cluster_node(directory: Path) -> tuple[subprocess.Popen[bytes], redis
 @pytest.fixture
 def cluster_node(tmp_path: Path) -> Iterator[redis.Redis]:
     """A one-node redis-server in cluster mode owning every slot: it refuses CROSSSLOT calls."""
-    if shutil.which(EXECUTABLE) is None:
-        if os.environ.get("HOURGLASS_REQUIRE_REDIS") == "1":
-            pytest.fail(f"{EXECUTABLE} is not on PATH")
-        pytest.skip(f"{EXECUTABLE} is not on PATH")
+    require_redis_server()
     for attempt in range(3):  # a free port may be taken before the server binds it
         try:
             process, client = _start_cluster_node(tmp_path / f"node-{attempt}")
