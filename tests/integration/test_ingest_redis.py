@@ -118,22 +118,26 @@ def test_outage_raises_and_recovery_works(redis_process: Callable[..., RedisServ
 def _start_cluster_node(directory: Path) -> tuple[subprocess.Popen[bytes], redis.Redis]:
     """Start a cluster-mode redis-server on a free port and wait for it to answer."""
     port = free_port()
+    while port + 10_000 > 65_535:  # cluster mode also listens on port + 10000 (the bus)
+        port = free_port()
     directory.mkdir(parents=True, exist_ok=True)
     command = [EXECUTABLE, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     command += ["--cluster-enabled", "yes", "--dir", str(directory), "--appendonly", "no"]
     log = (directory / "redis.log").open("wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     client = redis.Redis(port=port, socket_connect_timeout=0.5, retry=NO_RETRY)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # a loaded machine can be slow to start a server
     while process.poll() is None and time.monotonic() < deadline:
         try:
             client.ping()
             return process, client
-        except redis.ConnectionError:
+        except (redis.ConnectionError, redis.TimeoutError):
             time.sleep(0.05)
+    code = process.poll()
     process.kill()
     process.wait()
-    raise RuntimeError(f"cluster node did not start: {(directory / 'redis.log').read_text()}")
+    log_text = (directory / "redis.log").read_text()
+    raise RuntimeError(f"cluster node did not start (exit {code}): {log_text}")
 
 
 @pytest.fixture
