@@ -26,6 +26,7 @@ lint: setup
 
 test: setup
 	scripts/ensure-redis
+	scripts/ensure-compose
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
