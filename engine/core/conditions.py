@@ -1,9 +1,10 @@
 """Playbook conditions: CEL compiled and path-checked once at load, evaluated without raising.
 
 Converting Python values into CEL costs one to two microseconds per value, which dominates
-evaluation. Given a dict, a condition converts only the root variables it names; to share
-one conversion across many conditions, build a ``cel.Context`` per account snapshot with
-:func:`make_context` and pass that instead.
+evaluation. Given a dict, a condition first tries its Python closure (``cel_native``: the
+everyday subset, sure answers only), then converts only the fields it names for CEL; to
+share one conversion across many conditions, build a ``cel.Context`` per account snapshot
+with :func:`make_context` and pass that instead.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import cel
 
+from engine.core.cel_native import Native, compile_native
 from engine.core.cel_paths import Field, Scope, analyze, check_paths, format_path
 
 __all__ = [
@@ -60,6 +62,10 @@ class Verdict:
     reason: str | None = None
 
 
+PASSED = Verdict(True)
+FAILED = Verdict(False)
+
+
 @dataclass(frozen=True, slots=True)
 class Condition:
     """A compiled, checked condition; build it with :func:`compile_condition`."""
@@ -70,9 +76,19 @@ class Condition:
     _keys: tuple[tuple[str, ...], ...] = field(repr=False, compare=False)
     _roots: tuple[str, ...] = field(repr=False, compare=False)
     _projection: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    _native: Native | None = field(repr=False, compare=False, default=None)
 
     def evaluate(self, context: Mapping[str, Any] | cel.Context) -> Verdict:
         """Run the condition; any error or non-bool result is a failed verdict, never raised."""
+        if self._native is not None and not isinstance(context, cel.Context):
+            try:
+                answer = self._native(context)
+            except Exception:  # not sure of CEL's answer: CEL gives it below
+                answer = None
+            if answer is True:
+                return PASSED
+            if answer is False:
+                return FAILED
         try:
             if not isinstance(context, cel.Context):
                 # Converting values dominates the cost: pass only the fields this condition names.
@@ -173,4 +189,5 @@ def compile_condition(source: str, scope: Scope) -> Condition:
     names = [*program.variables(), *program.functions()]  # functions: custom ones in the dict
     roots = tuple(name for name in dict.fromkeys(names) if name.isidentifier())
     projection = _projection(report.paths, roots)
-    return Condition(source, paths, program, report.paths, roots, projection)
+    native = compile_native(source)
+    return Condition(source, paths, program, report.paths, roots, projection, native)
