@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import orjson
 from corekit import DAY, HOUR, SHIPPED, T0, Driver, build, group, identify, track
 
 from engine.core.loader import load_playbook_set
 from engine.core.playbook_set import PlaybookSet
 from engine.core.state import (
+    COMPRESSED,
     HEALTH_HISTORY,
     MAX_CONTACTS,
     MAX_FLAGS,
     MAX_OPEN_TASKS,
     MAX_TRAITS,
     STAGE_HISTORY,
+    ZSTD_MAGIC,
     AccountState,
+    Contact,
+    PlaybookBook,
+    SequenceRun,
+    Timer,
 )
 
 BUDGET = 1024
@@ -118,6 +127,70 @@ def test_a_reloaded_state_behaves_like_the_original() -> None:
     assert copy.fired == d.fired[-len(copy.fired) :]
     assert copy.fired  # timers did fire after the reload
     assert copy.state.to_dict() == d.state.to_dict()
+
+
+# -- the older stored form ----------------------------------------------------------------
+
+#: A state as the JSON form stored it (the benchmark's first account after three events).
+OLD_FORM = (
+    b'{"id":"acct-0","c":1796643667.2455025,"l":1796643667.245,"t":{"name":"Account 0",'
+    b'"plan":"growth","mrr":2221,"journey":"flywheel"},"f":{"adopted_13":0,"power_f1":1799235667},'
+    b'"m":{"logins_7d":[20794,1],"logins_30d":[20790,2,0,0,1]},'
+    b'"h":[25.3,[[1796643667.2455025,20],[1796643667.2455025,25.3]]],'
+    b'"p":{"u-0":["champion@acct-0.example","champion",null,"champion",1796643667.245,true,false]},'
+    b'"tm":{"trg:renewal-cadence:0":[1,1811926800],"win":[3,1797292800]},"ts":3,'
+    b'"b":{"health-red":[0,null,null,0,[0,1]],"gen-20":[0,null,null,0,[0,0]],'
+    b'"gen-13":[1,1796643667.2455025],"seq":[1,5,["occ",2,1,7,null],1,[2,1811926800]]}}'
+)
+
+
+def test_states_stored_in_the_older_json_form_still_load() -> None:
+    for blob in (OLD_FORM, OLD_FORM.decode(), COMPRESSED + zlib.compress(OLD_FORM, 1)):
+        state = AccountState.loads(blob)
+        assert state.account_id == "acct-0" and state.last_event == 1796643667.245
+        assert state.traits == {
+            "name": "Account 0",
+            "plan": "growth",
+            "mrr": 2221,
+            "journey": "flywheel",
+        }
+        assert state.flags == {"adopted_13": 0, "power_f1": 1799235667}
+        assert state.metrics == {"logins_7d": {20794: 1.0}, "logins_30d": {20790: 2.0, 20793: 1.0}}
+        assert state.health == 25.3 and state.health_history[-1] == (1796643667.2455025, 25.3)
+        assert state.contacts == {
+            "u-0": Contact(
+                "u-0", "champion@acct-0.example", "champion", None, "champion", 1796643667.245
+            )
+        }
+        assert state.timers["win"] == Timer(3, 1797292800.0) and state.timer_seq == 3
+        assert state.books["health-red"] == PlaybookBook(marks={0: 1.0})
+        assert state.books["gen-20"] == PlaybookBook(marks={0: 0.0})
+        assert state.books["gen-13"] == PlaybookBook(fired=1, last_fired=1796643667.2455025)
+        assert state.books["seq"] == PlaybookBook(
+            1, 5.0, SequenceRun("occ", 2, 1, 7.0), 1, {2: 1811926800.0}
+        )
+        assert AccountState.loads(state.dumps()) == state  # and it is stored anew in the new form
+        assert AccountState.from_dict(orjson.loads(OLD_FORM)) == state
+
+
+def test_the_stored_form_is_msgpack_compressed_with_zstd_when_long() -> None:
+    blob = busy_account().state.dumps()
+    assert blob.startswith(COMPRESSED + ZSTD_MAGIC)
+    state = AccountState.loads(OLD_FORM)  # on a live clock: times with fractions of a second
+    assert len(state.dumps()) < len(COMPRESSED + zlib.compress(OLD_FORM, 1))
+    small = AccountState("a", created=T0)
+    assert not small.dumps().startswith(COMPRESSED)  # too short to gain from compression
+    assert AccountState.loads(small.dumps()) == small
+
+
+def test_states_are_stored_and_loaded_from_many_threads_at_once() -> None:
+    """The compression contexts are per thread: the API serves requests from a thread pool."""
+    states = [busy_account(10 + i).state for i in range(4)]
+    blobs = [s.dumps() for s in states]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            assert list(pool.map(lambda s: s.dumps(), states * 10)) == blobs * 10
+            assert list(pool.map(AccountState.loads, blobs * 10)) == states * 10
 
 
 # -- bounds --------------------------------------------------------------------------------
