@@ -4,6 +4,9 @@ and commit everything behind the shard's lease (a fence), all or nothing.
 Only the lease holder reads a shard. Taking the lease means any earlier holder has lost it,
 so its unacknowledged entries are claimed at once and applied first (in stream order); if
 that earlier holder wakes up, its commit is refused by the fence and it writes nothing.
+
+A wake entry (engine/redis/timers.py) is applied as the timer firings it stands for: every
+timer of the account's state due by the wake's time, each an ordinary timer event of the core.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from engine.core.state import AccountState
 from engine.redis import lease
 from engine.redis.keys import GROUP, ShardKeys
 from engine.redis.store import DeadLetter, RedisStore, ShardCommit
+from engine.redis.timers import WAKE, due_timers, firing
 from engine.runtime.store import Commit
 
 log = logging.getLogger(__name__)
@@ -44,7 +48,8 @@ class DrainReport:
     applied: int = 0
     dead_letters: int = 0
     fenced_out: bool = False
-    timers_moved: int = 0
+    #: Accounts with due timers whose wake entries were appended to the stream.
+    woken: int = 0
     backlog: bool = False
     errors: list[str] = field(default_factory=list)
 
@@ -87,7 +92,7 @@ class ShardDrainer:
             self.store.ensure_group(shard)
             if self.mode == "event":
                 self.newest = float(self.client.hget(keys.counters, EVENT_CLOCK) or 0.0)
-            report.timers_moved = self.store.pop_due_timers(shard, self._timer_now(), 1000)
+            report.woken = self.store.pop_due_timers(shard, self._timer_now(), 1000)
             claimed = self._claim(keys, token)
             for _ in range(max_batches):
                 entries = claimed or self._read(keys, token)
@@ -140,7 +145,7 @@ class ShardDrainer:
         return [(_text(i), f) for i, f in reply[0][1]]
 
     def _apply(self, entries: list[Entry]) -> ShardCommit:
-        """Apply a batch in stream order; a poison entry becomes a dead letter, alone."""
+        """Apply a batch in stream order; a poison event becomes a dead letter, alone."""
         pset = self.playbooks()
         events: list[tuple[str, Event]] = []
         raw = dict(entries)
@@ -161,28 +166,31 @@ class ShardDrainer:
             if account is None:
                 dead.append(DeadLetter(entry_id, raw[entry_id], None, "event has no account"))
                 continue
-            now = self._now(event)
-            state = states.get(account) or new_account(account, now)
-            try:
-                effects = apply(state, event, now, pset)
-            except Exception as error:
-                log.exception("shard entry %s for %s failed", entry_id, account)
-                dead.append(
-                    DeadLetter(
-                        entry_id, _fields(event), account, f"{type(error).__name__}: {error}"
+            failed = False
+            for item in _expand(event, states.get(account)):
+                now = self._now(item)
+                state = states.get(account) or new_account(account, now)
+                try:
+                    effects = apply(state, item, now, pset)
+                except Exception as error:
+                    log.exception("shard entry %s for %s failed", entry_id, account)
+                    dead.append(
+                        DeadLetter(
+                            entry_id, _fields(item), account, f"{type(error).__name__}: {error}"
+                        )
                     )
-                )
-                state = self._rebuild(account, applied_by_account.get(account, []), pset)
-                state.dead_letters += 1
+                    states[account] = self._rebuild(
+                        account, applied_by_account.get(account, []), pset, item
+                    )
+                    failed = True
+                    continue
                 states[account] = state
-                continue
-            states[account] = state
-            applied_by_account.setdefault(account, []).append(event)
-            commit.add(state, effects)
-            applied += 1
+                applied_by_account.setdefault(account, []).append(item)
+                commit.add(state, effects)
+            if not failed:
+                applied += 1
         return ShardCommit(
             states=[states[a] for a in ids if a in states],
-            timers=commit.timers,
             actions=commit.actions,
             acks=[entry_id for entry_id, _ in entries],
             dead_letters=dead,
@@ -198,14 +206,32 @@ class ShardDrainer:
             return event.timer.due
         return event.ts if self.mode == "event" else self.clock.now()
 
-    def _rebuild(self, account: str, good: list[Event], pset: PlaybookSet) -> AccountState:
-        """The account as stored, with this batch's good events applied again (deterministic)."""
+    def _rebuild(
+        self, account: str, good: list[Event], pset: PlaybookSet, failed: Event
+    ) -> AccountState:
+        """The account as stored, with this batch's good events applied again (deterministic),
+        one more dead letter counted, and the timer of a failed firing dropped: it would wake
+        the account again at once, and fail again."""
         state = self.store.load([account]).get(account)
         for event in good:
             now = self._now(event)
             state = state or new_account(account, now)
             apply(state, event, now, pset)
-        return state or new_account(account, self.clock.now())
+        state = state or new_account(account, self.clock.now())
+        state.dead_letters += 1
+        fired = failed.timer
+        armed = state.timers.get(fired.timer_id) if fired is not None else None
+        if fired is not None and armed is not None and armed.generation == fired.generation:
+            del state.timers[fired.timer_id]
+        return state
+
+
+def _expand(event: Event, state: AccountState | None) -> list[Event]:
+    """The events an entry stands for: a wake, the firings of the timers due by its time
+    (none for an account without a state); any other event, itself."""
+    if event.kind != WAKE:
+        return [event]
+    return [firing(timer) for timer in due_timers(state, event.ts)] if state else []
 
 
 def _text(value: Any) -> str:

@@ -31,7 +31,7 @@ class ShardKeys:
 
     @property
     def stream(self) -> str:
-        """The shard's event stream (app events and timer firings, in arrival order)."""
+        """The shard's event stream (app events and wakes of accounts with due timers)."""
         return f"{self.tag}:stream"
 
     def account(self, account_id: str) -> str:
@@ -45,12 +45,16 @@ class ShardKeys:
 
     @property
     def timers(self) -> str:
-        """Sorted set of open timers, member ``account|timer_id``, score = due."""
+        """Sorted set: one member per account with open timers, scored with its earliest due."""
         return f"{self.tag}:timers"
 
     @property
     def timer_generations(self) -> str:
-        """Hash ``account|timer_id`` -> generation of the armed timer."""
+        """The old timer format's hash ``account|timer_id`` -> generation (one member per timer).
+
+        Nothing writes it any more: the pop script reads it to recognise old members that are
+        still in ``timers`` and empties it as they come due.
+        """
         return f"{self.tag}:timers:gen"
 
     @property

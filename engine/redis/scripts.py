@@ -18,6 +18,7 @@ from redis.exceptions import NoScriptError
 from redis.typing import EncodableT
 
 from engine.redis.keys import GROUP, ShardKeys
+from engine.redis.timers import earliest_due
 from engine.runtime.store import Commit
 
 #: The one field of a shard stream entry: the event as ``orjson(Event.to_dict())``.
@@ -58,18 +59,6 @@ LEASE_RELEASE = LuaScript.load("lease_release")
 SAVE_TASK = LuaScript.load("save_task")
 
 
-def timer_member(account_id: str, timer_id: str) -> str:
-    """The timers ZSET member: ``account|timer_id`` (timer ids never contain ``|``)."""
-    return f"{account_id}|{timer_id}"
-
-
-def split_member(member: bytes | str) -> tuple[str, str]:
-    """(account id, timer id) of a timers ZSET member."""
-    text = member.decode() if isinstance(member, bytes) else member
-    account, _, timer_id = text.rpartition("|")
-    return account, timer_id
-
-
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A stream entry that could not be applied: kept with its error for inspection and replay."""
@@ -93,9 +82,10 @@ class DeadLetter:
 class ShardCommit(Commit):
     """What a drain task writes for one shard's batch, fenced by the shard's lease.
 
-    Besides a ``Commit``'s states, timer changes and outbox entries: the stream entries to
-    acknowledge, the entries that failed (dead letters, acknowledged too), and how many
-    entries were applied.
+    Besides a ``Commit``'s states and outbox entries: the stream entries to acknowledge, the
+    entries that failed (dead letters, acknowledged too), and how many entries were applied.
+    Timers are written from the states (see engine/redis/timers.py), so the netted timer
+    changes a ``Commit`` also carries are not needed here.
     """
 
     acks: list[str] = field(default_factory=list)
@@ -111,7 +101,6 @@ def commit_call(
         keys.lease,
         keys.accounts,
         keys.timers,
-        keys.timer_generations,
         keys.outbox,
         keys.outbox_queue,
         keys.delivered,
@@ -122,12 +111,8 @@ def commit_call(
     ]
     args: list[EncodableT] = [token, GROUP, batch.applied, len(batch.states)]
     for state in batch.states:
-        args += [state.account_id, state.dumps()]
-    args.append(len(batch.cancelled))
-    args += [timer_member(account, timer_id) for account, timer_id in batch.cancelled]
-    args.append(len(batch.armed))
-    for account, arm in batch.armed:
-        args += [timer_member(account, arm.timer_id), arm.generation, float(arm.due)]
+        due = earliest_due(state)
+        args += [state.account_id, state.dumps(), "" if due is None else due]
     args.append(len(batch.actions))
     for action in batch.actions:
         args += [action.key, orjson.dumps(action.to_dict()), float(action.deliver_at)]

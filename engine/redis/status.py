@@ -25,8 +25,8 @@ KOMBU_PRIORITY_STEPS: tuple[int, ...] = tuple(PRIORITY_STEPS)
 KOMBU_SEP: str = Channel.sep
 #: kombu's hash of messages delivered to a worker and not yet acknowledged (every queue).
 KOMBU_UNACKED: str = Channel.unacked_key
-#: A timer due at least this long ago counts as overdue (beat's sweep moves due timers every
-#: second, so older ones mean the sweep or the workers are behind).
+#: A timer due at least this long ago counts as overdue (beat's sweep wakes accounts with due
+#: timers every second, so older ones mean the sweep or the workers are behind).
 OVERDUE_AFTER_S = 5.0
 #: When Redis cannot say how many entries a group has not read (``lag`` null), count at most
 #: this many by reading them.
@@ -54,7 +54,10 @@ class ShardStatus:
     lease_ttl_ms: int | None
     #: Stream entries that failed to apply (``hourglass dlq``).
     dead_letters: int
-    #: Open timers; due by now; due for more than OVERDUE_AFTER_S.
+    #: Accounts waiting on at least one timer (the timers sorted set holds one member per
+    #: account, scored with its earliest timer); of those, accounts with a timer due by now,
+    #: and with one due for more than OVERDUE_AFTER_S. An account being woken (its wake entry
+    #: not applied yet) is in none of them: its entry counts in ``backlog``.
     timers: int
     timers_due: int
     timers_overdue: int

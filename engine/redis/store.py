@@ -7,9 +7,12 @@ tag. Two ways in:
   shard and writes each shard's part atomically (the commit script, unfenced);
 - the shard API a drain task uses while it holds a shard's lease: ``load`` a batch's accounts
   (one round trip), ``fenced_commit`` its ``ShardCommit`` (states, timers, outbox, acks, dead
-  letters and counters, only if the lease is still held), ``pop_due_timers`` into the shard
-  stream, ``ensure_group`` and ``trim`` the stream, and inspect, ``discard_dead_letter`` or
-  ``replay_dead_letter`` dead letters.
+  letters and counters, only if the lease is still held), ``pop_due_timers`` (wakes of the
+  accounts with due timers) into the shard stream, ``ensure_group`` and ``trim`` the stream,
+  and inspect, ``discard_dead_letter`` or ``replay_dead_letter`` dead letters.
+
+Timers are kept in the accounts' states; Redis indexes them with one member per account (see
+engine/redis/timers.py).
 """
 
 from __future__ import annotations
@@ -39,8 +42,8 @@ from engine.redis.scripts import (
     DeadLetter,
     ShardCommit,
     commit_call,
-    split_member,
 )
+from engine.redis.timers import due_timers
 from engine.runtime.store import Commit, DueTimer, Store
 
 __all__ = ["DeadLetter", "RedisStore", "ShardCommit"]
@@ -91,12 +94,14 @@ class RedisStore(Store):
         return out
 
     def commit(self, commit: Commit) -> None:
-        """Write each shard's part atomically (a commit spanning shards is atomic per shard)."""
+        """Write each shard's part atomically (a commit spanning shards is atomic per shard).
+
+        Timers are written from the states, which the core keeps in step with the timer
+        changes it decides: a timer change whose account's state is not committed is ignored.
+        """
         parts: dict[int, ShardCommit] = defaultdict(ShardCommit)
         for state in commit.states:
             parts[self.shard_of(state.account_id)].states.append(state)
-        for (account, timer_id), arm in commit.timers.items():
-            parts[self.shard_of(account)].timers[(account, timer_id)] = arm
         for action in commit.actions:
             parts[self.shard_of(action.account)].actions.append(action)
         for shard in sorted(parts):
@@ -107,7 +112,6 @@ class RedisStore(Store):
         if not token:
             raise ValueError("a fenced commit needs the lease token")
         accounts = [s.account_id for s in commit.states] + [a.account for a in commit.actions]
-        accounts += [a for a, _ in commit.armed] + [a for a, _ in commit.cancelled]
         strays = sorted({a for a in accounts if self.shard_of(a) != shard})
         if strays:
             raise ValueError(f"accounts {strays} are not on shard {shard}")
@@ -126,7 +130,13 @@ class RedisStore(Store):
     # -- timers ------------------------------------------------------------------------------
 
     def pop_due(self, now: float, limit: int = 1000) -> list[DueTimer]:
-        """Remove and return the ``limit`` earliest timers due by ``now``, across shards."""
+        """Remove and return the ``limit`` earliest timers due by ``now``, across shards.
+
+        The accounts due first are popped, their due timers read from their states, and each
+        account goes back into the timers sorted set scored with its earliest timer not
+        returned. A returned timer stays in its account's state until the caller applies its
+        firing (which removes it): hand every one to the core.
+        """
         if limit <= 0:
             return []
         pipe = self.client.pipeline(transaction=False)
@@ -134,17 +144,26 @@ class RedisStore(Store):
             pipe.zrangebyscore(keys.timers, "-inf", now, start=0, num=limit, withscores=True)
         peeked = [(score, shard) for shard, rows in enumerate(pipe.execute()) for _, score in rows]
         per_shard = Counter(shard for _, shard in heapq.nsmallest(limit, peeked))
-        out: list[DueTimer] = []
-        for shard, count in sorted(per_shard.items()):
-            flat = self._pop(shard, now, count, "return")
-            for i in range(0, len(flat), 3):
-                account, timer_id = split_member(flat[i])
-                out.append(DueTimer(account, timer_id, int(flat[i + 1]), float(flat[i + 2])))
-        out.sort(key=lambda t: (t.due, t.account_id, t.timer_id))
+        accounts = [
+            member.decode()
+            for shard, count in sorted(per_shard.items())
+            for member in self._pop(shard, now, count, "return")
+        ]
+        states = self.load(accounts)
+        due = [timer for state in states.values() for timer in due_timers(state, now)]
+        due.sort(key=lambda t: (t.due, t.account_id, t.timer_id))
+        out = due[:limit]
+        returned = {(t.account_id, t.timer_id) for t in out}
+        for account, state in states.items():
+            left = [t.due for i, t in state.timers.items() if (account, i) not in returned]
+            if left:  # NX: a commit made meanwhile wrote a newer state's score
+                pipe.zadd(self._keys[self.shard_of(account)].timers, {account: min(left)}, nx=True)
+        pipe.execute()
         return out
 
     def pop_due_timers(self, shard: int, now: float, limit: int = 1000) -> int:
-        """Move up to ``limit`` of the shard's due timers into its stream as timer events."""
+        """Wake up to ``limit`` of the shard's accounts with timers due by ``now``: one wake
+        entry each in the shard stream (the drain fires their timers); how many."""
         return int(self._pop(shard, now, limit, "stream")) if limit > 0 else 0
 
     def _pop(self, shard: int, now: float, limit: int, mode: str) -> Any:

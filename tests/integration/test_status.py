@@ -99,11 +99,10 @@ def test_status_reports_a_known_deployment_exactly(
     report = drained.drain(poisoned)
     assert (report.applied, report.dead_letters, report.backlog) == (per_shard[poisoned], 1, False)
 
-    # Timers on the stalled shard: overdue (a minute ago), due (just now), and in an hour.
+    # Accounts waiting on timers on the stalled shard, their earliest overdue (a minute ago),
+    # due (just now), and in an hour.
     now = time.time()
-    redis_client.zadd(
-        keys.timers, {"acct-x|a": now - 60, "acct-x|b": now - 1, "acct-x|c": now + 3600}
-    )
+    redis_client.zadd(keys.timers, {"acct-x": now - 60, "acct-y": now - 1, "acct-z": now + 3600})
 
     # Outbox on the stalled shard: one entry waiting, one retrying, one dead.
     account = next(a for a in map(account_of, calls) if shard_of(a, SHARDS) == stalled)

@@ -22,6 +22,7 @@ from engine.core.loader import load_playbook_set
 from engine.core.playbooks import DELIVERED
 from engine.redis.keys import ShardKeys
 from engine.redis.store import RedisStore
+from engine.redis.timers import WAKE
 from engine.runtime.simulate import simulate
 
 SHARDS = 2
@@ -105,11 +106,11 @@ def test_a_firing_that_races_a_cancelling_event_is_dropped(
     moving_on = progress("acme", 10.5, "business_case_requested")  # leaves evaluation
     deployment.ingestor.ingest([moving_on])
     shard = deployment.store.shard_of("acme")
-    assert deployment.store.pop_due_timers(shard, start + 11 * DAY) >= 1  # firings, queued
-    entries = [fields[b"e"] for _, fields in redis_client.xrange(ShardKeys(shard).stream)]
-    cancel = next(i for i, e in enumerate(entries) if b"business_case_requested" in e)
-    firing = next(i for i, e in enumerate(entries) if b"trg:evaluation-stalled" in e)
-    assert cancel < firing  # the firing is queued behind the event that cancels it
+    assert deployment.store.pop_due_timers(shard, start + 11 * DAY) >= 1  # wakes, queued
+    entries = [orjson.loads(f[b"e"]) for _, f in redis_client.xrange(ShardKeys(shard).stream)]
+    cancel = next(i for i, e in enumerate(entries) if e.get("e") == "business_case_requested")
+    woken = next(i for i, e in enumerate(entries) if (e["k"], e["a"]) == (WAKE, "acme"))
+    assert cancel < woken  # the wake (its due firing) is queued behind the event that cancels it
     workers("w2")
     deployment.settle("the race applied")
     assert outbox(deployment.store, "evaluation-stalled") == []

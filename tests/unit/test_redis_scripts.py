@@ -12,11 +12,9 @@ import redis
 from redisproc import RedisServer
 
 from engine.core.effects import ActionEffect, Effects, TimerArm, TimerCancel
-from engine.core.event import Event, TimerFiring
-from engine.core.state import DEFLATED, AccountState
+from engine.core.state import DEFLATED, AccountState, Timer
 from engine.redis import lease
 from engine.redis.keys import GROUP, ShardKeys, shard_of
-from engine.redis.scripts import POP_TIMERS
 from engine.redis.store import DeadLetter, RedisStore, ShardCommit
 from engine.runtime.store import Commit, DueTimer
 
@@ -53,6 +51,13 @@ def action(key: str, account: str = A, at: float = 100.0) -> ActionEffect:
 def big_state(account: str) -> AccountState:
     """A state whose stored form is deflated (binary, behind a NUL marker)."""
     return AccountState(account, created=1.0, traits={f"t{i}": "v" * 20 for i in range(20)})
+
+
+def armed(state: AccountState, *arms: TimerArm) -> AccountState:
+    """The state with these timers armed, as the core leaves it when it arms them."""
+    for arm in arms:
+        state.timers[arm.timer_id] = Timer(arm.generation, arm.due)
+    return state
 
 
 def entries(client: redis.Redis, count: int) -> list[str]:
@@ -100,9 +105,8 @@ def full_commit(client: redis.Redis) -> ShardCommit:
         dead_letters=[DeadLetter(ids[2], {b"e": b"\xffnot json"}, B, "JSONDecodeError: bad")],
         applied=2,
     )
-    commit.add(
-        big_state(A), Effects(timers_armed=[TimerArm("t1", 1, 50.5)], actions=[action("k1")])
-    )
+    arm = TimerArm("t1", 1, 50.5)
+    commit.add(armed(big_state(A), arm), Effects(timers_armed=[arm], actions=[action("k1")]))
     commit.add(AccountState(B, created=2.0), Effects(timers_cancelled=[TimerCancel("old")]))
     return commit
 
@@ -112,13 +116,13 @@ def full_commit(client: redis.Redis) -> ShardCommit:
 
 def test_commit_with_a_wrong_token_writes_nothing(client: redis.Redis, store: RedisStore) -> None:
     store.ensure_group(SHARD)
-    store.commit(Commit(timers={(B, "old"): TimerArm("old", 1, 10.0)}))
+    store.commit(Commit(states=[armed(AccountState(B, 2.0), TimerArm("old", 1, 10.0))]))
     assert lease.acquire(client, KEYS, "owner", 30_000)
     commit = full_commit(client)
     before = snapshot(client)
     assert store.fenced_commit(SHARD, "intruder", commit) is False
     assert snapshot(client) == before
-    assert client.zscore(KEYS.timers, f"{B}|old") == 10.0
+    assert client.zscore(KEYS.timers, B) == 10.0
 
 
 def test_commit_with_an_expired_lease_writes_nothing(
@@ -138,7 +142,7 @@ def test_accepted_commit_writes_states_timers_outbox_acks_dead_letters_and_count
     client: redis.Redis, store: RedisStore
 ) -> None:
     store.ensure_group(SHARD)
-    store.commit(Commit(timers={(B, "old"): TimerArm("old", 1, 10.0)}))
+    store.commit(Commit(states=[armed(AccountState(B, 2.0), TimerArm("old", 1, 10.0))]))
     assert lease.acquire(client, KEYS, "owner", 30_000)
     commit = full_commit(client)
     dead = commit.dead_letters[0].entry_id
@@ -147,11 +151,11 @@ def test_accepted_commit_writes_states_timers_outbox_acks_dead_letters_and_count
     raw = client.get(KEYS.account(A))
     assert raw is not None and raw.startswith(DEFLATED)
     loaded = store.load([A, B])
-    assert loaded[A].to_dict() == big_state(A).to_dict()
+    assert loaded[A].to_dict() == armed(big_state(A), TimerArm("t1", 1, 50.5)).to_dict()
     assert loaded[B].to_dict() == AccountState(B, created=2.0).to_dict()
     assert client.smembers(KEYS.accounts) == {A.encode(), B.encode()}
-    assert client.zrange(KEYS.timers, 0, -1, withscores=True) == [(f"{A}|t1".encode(), 50.5)]
-    assert client.hgetall(KEYS.timer_generations) == {f"{A}|t1".encode(): b"1"}
+    assert client.zrange(KEYS.timers, 0, -1, withscores=True) == [(A.encode(), 50.5)]
+    assert client.exists(KEYS.timer_generations) == 0
     assert orjson.loads(client.hget(KEYS.outbox, "k1") or b"") == action("k1").to_dict()
     assert client.zrange(KEYS.outbox_queue, 0, -1, withscores=True) == [(b"k1", 100.0)]
     assert client.xpending(KEYS.stream, GROUP)["pending"] == 0
@@ -189,8 +193,8 @@ def test_outbox_skips_delivered_and_known_keys(client: redis.Redis, store: Redis
 def test_commit_spanning_shards_writes_each_on_its_own_shard(store: RedisStore) -> None:
     [other] = accounts_on(SHARD + 1, 1)
     commit = Commit()
-    commit.add(AccountState(A, 1.0), Effects(timers_armed=[TimerArm("t", 1, 5.0)]))
-    commit.add(AccountState(other, 1.0), Effects(timers_armed=[TimerArm("t", 2, 6.0)]))
+    for account, arm in [(A, TimerArm("t", 1, 5.0)), (other, TimerArm("t", 2, 6.0))]:
+        commit.add(armed(AccountState(account, 1.0), arm), Effects(timers_armed=[arm]))
     store.commit(commit)
     assert sorted(store.load([A, other])) == sorted([A, other])
     assert store.client.zcard(KEYS.timers) == 1
@@ -213,85 +217,13 @@ def test_scripts_reload_after_the_script_cache_is_flushed(
     assert list(store.load([A])) == [A]
 
 
-# -- timers -----------------------------------------------------------------------------------
+# -- timers (more in test_redis_timers.py) ---------------------------------------------------
 
 
 def arm(store: RedisStore, account: str, *arms: TimerArm) -> None:
-    commit = ShardCommit()
-    commit.add(AccountState(account, 1.0), Effects(timers_armed=list(arms)))
-    store.commit(commit)
-
-
-def stream_events(client: redis.Redis) -> list[Event]:
-    return [Event.from_dict(orjson.loads(f[b"e"])) for _, f in client.xrange(KEYS.stream)]
-
-
-def test_pop_due_timers_moves_exactly_the_due_ones_once(
-    client: redis.Redis, store: RedisStore
-) -> None:
-    due = 1767571200.1234567
-    arm(store, A, TimerArm("trg:p:0", 7, due), TimerArm("seq:p", 3, 10.0))
-    arm(store, B, TimerArm("win", 9, due + 100))
-    assert store.pop_due_timers(SHARD, due + 1) == 2
-    assert store.pop_due_timers(SHARD, due + 1) == 0
-    assert stream_events(client) == [
-        Event("timer", f"timer:{A}:seq:p#3", 10.0, A, timer=TimerFiring("seq:p", 3, 10.0)),
-        Event("timer", f"timer:{A}:trg:p:0#7", due, A, timer=TimerFiring("trg:p:0", 7, due)),
-    ]
-    assert client.zrange(KEYS.timers, 0, -1, withscores=True) == [(f"{B}|win".encode(), due + 100)]
-    assert client.hgetall(KEYS.timer_generations) == {f"{B}|win".encode(): b"9"}
-
-
-def test_timer_events_keep_odd_account_ids_intact(client: redis.Redis, store: RedisStore) -> None:
-    odd = next(a for a in (f'a|"/\\ü-{i}' for i in range(999)) if shard_of(a, 16) == SHARD)
-    arm(store, odd, TimerArm("win", 1, 5.0))
-    assert store.pop_due_timers(SHARD, 5.0) == 1
-    [event] = stream_events(client)
-    assert (event.account_id, event.message_id) == (odd, f"timer:{odd}:win#1")
-    assert event.timer == TimerFiring("win", 1, 5.0)
-
-
-def test_pop_due_timers_respects_the_limit(client: redis.Redis, store: RedisStore) -> None:
-    arm(store, A, *(TimerArm(f"t{i}", i, float(i)) for i in range(5)))
-    assert store.pop_due_timers(SHARD, 10.0, limit=2) == 2
-    assert [e.timer.timer_id for e in stream_events(client) if e.timer] == ["t0", "t1"]
-    assert client.zcard(KEYS.timers) == 3
-
-
-def test_rearming_replaces_and_cancelling_removes(client: redis.Redis, store: RedisStore) -> None:
-    arm(store, A, TimerArm("t", 1, 10.0))
-    arm(store, A, TimerArm("t", 2, 50.0))
-    assert client.zrange(KEYS.timers, 0, -1, withscores=True) == [(f"{A}|t".encode(), 50.0)]
-    assert store.pop_due_timers(SHARD, 20.0) == 0
-    assert store.pop_due_timers(SHARD, 60.0) == 1
-    assert [e.timer for e in stream_events(client)] == [TimerFiring("t", 2, 50.0)]
-    arm(store, A, TimerArm("u", 3, 70.0))
-    store.commit(Commit(timers={(A, "u"): None}))
-    assert client.zcard(KEYS.timers) == 0
-    assert client.hlen(KEYS.timer_generations) == 0
-
-
-def test_a_batch_nets_timer_changes_in_the_order_events_decided_them(
-    client: redis.Redis, store: RedisStore
-) -> None:
-    state = AccountState(A, 1.0)
-    commit = ShardCommit()
-    commit.add(state, Effects(timers_armed=[TimerArm("gone", 1, 5.0)]))
-    commit.add(state, Effects(timers_cancelled=[TimerCancel("kept"), TimerCancel("gone")]))
-    commit.add(state, Effects(timers_armed=[TimerArm("kept", 3, 9.0)]))
-    assert store.fenced_commit(SHARD, "tok", commit) is False
-    assert lease.acquire(client, KEYS, "tok", 10_000)
-    assert store.fenced_commit(SHARD, "tok", commit) is True
-    assert client.zrange(KEYS.timers, 0, -1, withscores=True) == [(f"{A}|kept".encode(), 9.0)]
-
-
-def test_pop_due_returns_what_pop_due_timers_would_append(store: RedisStore) -> None:
-    arm(store, A, TimerArm("t", 4, 12.5))
-    flat = POP_TIMERS(
-        store.client, [KEYS.timers, KEYS.timer_generations, KEYS.stream], [13.0, 10, "return"]
-    )
-    assert flat == [f"{A}|t".encode(), b"4", b"12.5"]
-    assert store.pop_due(100.0) == []
+    """Arm timers of a stored account (created if need be) and commit it."""
+    state = store.load([account]).get(account) or AccountState(account, 1.0)
+    store.commit(Commit(states=[armed(state, *arms)]))
 
 
 # -- streams ----------------------------------------------------------------------------------
@@ -408,6 +340,7 @@ def test_committed_batches_survive_a_restart_with_aof(
     store = RedisStore(server.client())
     assert list(store.load([A])) == [A]
     assert store.pop_due(30.0) == [DueTimer(A, "t", 2, 30.0)]
+    assert store.load([A])[A].timers == {"t": Timer(2, 30.0)}  # until its firing is applied
     server.stop()
     with pytest.raises(redis.ConnectionError):
         store.load([A])

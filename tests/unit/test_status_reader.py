@@ -66,7 +66,7 @@ def test_timers_due_and_overdue_follow_the_deployment_clock(
     now = time.time()
     # Due 60 s ago, 1 s ago and in an hour, by wall time. The virtual clock (hg:clock) reads
     # 58 s ago; the event clock is the shard's newest applied event time, just past the third.
-    fake_redis.zadd(S0.timers, {"a|x": now - 60, "b|x": now - 1, "c|x": now + 3600})
+    fake_redis.zadd(S0.timers, {"acct-a": now - 60, "acct-b": now - 1, "acct-c": now + 3600})
     fake_redis.set(k.CLOCK, repr(now - 58))
     fake_redis.hset(S0.counters, EVENT_CLOCK, repr(now + 3602))
     shard = StatusReader(fake_redis, 1, clock).read().shards[0]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from engine.core.effects import ActionEffect, Effects, TimerArm, TimerCancel
-from engine.core.state import AccountState, TrackState
+from engine.core.state import AccountState, Timer, TrackState
 from engine.runtime.memory import MemoryStore
 from engine.runtime.store import Commit, Store
 
@@ -40,8 +40,15 @@ def action(key: str, kind: str = "email", mode: str = "live") -> ActionEffect:
 
 
 def commit_of(state: AccountState, **effects: list) -> Commit:  # type: ignore[type-arg]
+    """A commit of these effects, with the state's timers changed as the core changes them
+    when it decides them (a store may read the timers from either)."""
+    done = Effects(**effects)
+    for cancel in done.timers_cancelled:
+        state.timers.pop(cancel.timer_id, None)
+    for arm in done.timers_armed:
+        state.timers[arm.timer_id] = Timer(arm.generation, arm.due)
     commit = Commit()
-    commit.add(state, Effects(**effects))
+    commit.add(state, done)
     return commit
 
 
