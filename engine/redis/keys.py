@@ -103,14 +103,10 @@ class ShardKeys:
 
 #: Not shard-bound: which account a user was last grouped with, and events parked until then.
 USERS = f"{PREFIX}:users"
-
-
-def parked(user_key: str) -> str:
-    """Events of a user whose account is not known yet (a bounded list)."""
-    return f"{PREFIX}:parked:{user_key}"
-
-
 PARKED_COUNT = f"{PREFIX}:parked:count"
+#: Sorted set of the user keys that may have parked events, each scored with a time after
+#: which its parked list has surely expired: ingest reads the parked lists of these users only.
+PARKED_INDEX = f"{PREFIX}:parked:index"
 TASKS = f"{PREFIX}:tasks"
 #: The order tasks were first saved in (a list of task ids). Its hash tag is ``TASKS`` itself,
 #: so both keys share a Redis Cluster slot and one script can write them together.
@@ -130,10 +126,10 @@ REJECTED = f"{PREFIX}:rejected"
 
 
 def parked_events(user_key: str) -> str:
-    """A user's parked events (list of ``[seq, event]``); ``user:`` keeps ids off PARKED_COUNT.
+    """A user's parked events (list of ``[seq, event]``).
 
-    Ingest parks here, not under :func:`parked`: a user id ``count`` would make that key
-    collide with :data:`PARKED_COUNT` (a hash of ``parked``/``released``/``dropped`` totals).
+    ``user:`` keeps user ids off the other ``hg:parked:`` keys: a user id ``count`` would
+    otherwise name :data:`PARKED_COUNT` (a hash of ``parked``/``released``/``dropped`` totals).
     """
     return f"{PREFIX}:parked:user:{user_key}"
 

@@ -12,6 +12,12 @@ messageId dedupe drops the second copy) instead of losing them.
 Concurrency: a linker writes the link, then re-reads the user's parked list; a parker pushes,
 then re-reads the link. Whichever goes second sees the other, so a concurrently parked event
 is released by one of them (or by both, and deduplicated).
+
+Most events park nothing and release nothing, so planning reads only the parked lists of users
+in the parked index (``PARKED_INDEX``), which a parker updates before it pushes: one ZMSCORE a
+call instead of a read per event. The linker's re-read above reads the list itself, whatever
+the index says, so a list the index does not know (parked before the index existed) is still
+released when its user is linked.
 """
 
 from __future__ import annotations
@@ -29,12 +35,15 @@ from redis.typing import EncodableT
 
 from engine.core.event import Event
 from engine.core.identity import IdentityDirectory, ParkingLot, Router, user_keys
-from engine.redis.keys import PARKED_COUNT, USERS, parked_events
+from engine.redis.keys import PARKED_COUNT, PARKED_INDEX, USERS, parked_events
 
 #: Events kept per parked user (the oldest are dropped), as in the pure ParkingLot.
 PER_USER = 100
 #: A parked list expires this long after its last park (users never grouped, e.g. visitors).
 PARK_TTL_S = 30 * 86_400
+#: A user stays in the parked index this much longer than its list can live (clock skew between
+#: this host and Redis, which expires the list).
+INDEX_SLACK_S = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,23 +290,28 @@ class RedisRouter:
         stored: dict[str, list[_Stored]],
         bad: dict[str, list[bytes]],
     ) -> None:
-        """Read the links and parked lists of these users (one round trip)."""
+        """Read the links of these users and which of them the parked index holds (one round
+        trip), then the parked lists of those (a second one, only when there are any)."""
         users, lists = sorted(link_keys), sorted(park_keys)
         if not users and not lists:
             return
         pipe = self.client.pipeline(transaction=False)
         if users:
             pipe.hmget(USERS, users)
-        for key in lists:
-            pipe.lrange(parked_events(key), 0, -1)
+        if lists:
+            pipe.zmscore(PARKED_INDEX, lists)
         replies = pipe.execute()
         if users:
             found = replies.pop(0)
             links.update(
                 (u, None if a is None else _text(a)) for u, a in zip(users, found, strict=True)
             )
-        for key, entries in zip(lists, replies, strict=True):
-            stored[key] = []
+        scores = replies[0] if lists else []
+        indexed = [key for key, at in zip(lists, scores, strict=True) if at is not None]
+        stored.update((key, []) for key in lists)
+        for key in indexed:
+            pipe.lrange(parked_events(key), 0, -1)
+        for key, entries in zip(indexed, pipe.execute() if indexed else [], strict=True):
             for value in entries:
                 entry = _decode(key, _raw(value))
                 if entry is None:
@@ -318,6 +332,11 @@ class RedisRouter:
         for key, raws in plan.stale.items():
             for raw in raws:
                 pipe.lrem(parked_events(key), 1, raw.decode())
+        if parked_keys:  # indexed before the push: a planner that misses the index misses no list
+            now_s = self._now_ns() // 1_000_000_000
+            pipe.zremrangebyscore(PARKED_INDEX, "-inf", now_s)
+            until = now_s + self.park_ttl_s + INDEX_SLACK_S
+            pipe.zadd(PARKED_INDEX, dict.fromkeys(parked_keys, until), gt=True)
         for key in parked_keys:
             name = parked_events(key)
             pipe.rpush(name, *(raw for _, raw in plan.new_parks[key]))
@@ -337,7 +356,7 @@ class RedisRouter:
         replies = pipe.execute()
         at = 1 if plan.links else 0
         late = replies[at : at + len(relinked)]
-        at += len(relinked) + sum(map(len, plan.stale.values()))
+        at += len(relinked) + sum(map(len, plan.stale.values())) + (2 if parked_keys else 0)
         for _ in parked_keys:
             plan.trimmed += max(0, int(replies[at]) - self.per_user)
             at += 3

@@ -49,6 +49,8 @@ def everything(client: redis.Redis) -> dict[bytes, Any]:
             out[key] = client.hgetall(key)
         elif kind == b"list":
             out[key] = client.lrange(key, 0, -1)
+        elif kind == b"zset":
+            out[key] = client.zrange(key, 0, -1, withscores=True)
         else:
             out[key] = client.get(key)
     return out

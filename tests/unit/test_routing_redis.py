@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import fakeredis
+import orjson
 import pytest
 import redis
 from ingestkit import (
@@ -21,8 +23,8 @@ from ingestkit import (
 
 from engine.core.events import parse_event, to_core
 from engine.redis.ingest import Ingestor, IngestUnavailable
-from engine.redis.keys import USERS, parked_events
-from engine.redis.routing import RedisRouter
+from engine.redis.keys import PARKED_INDEX, USERS, parked_events
+from engine.redis.routing import INDEX_SLACK_S, RedisRouter
 
 
 @pytest.mark.parametrize("name", sorted(SEQUENCES))
@@ -175,3 +177,49 @@ def test_user_named_count_does_not_collide_with_the_counter(fake_redis: redis.Re
 def test_router_bounds_must_be_positive(fake_redis: redis.Redis) -> None:
     with pytest.raises(ValueError):
         RedisRouter(fake_redis, per_user=0)
+
+
+def lranges(client: redis.Redis) -> int:
+    """LRANGE calls the server has run since its stats were reset."""
+    stats: Any = client.info("commandstats")
+    return int(stats.get("cmdstat_lrange", {}).get("calls", 0))
+
+
+def test_only_users_in_the_parked_index_have_their_lists_read(redis_client: redis.Redis) -> None:
+    ingestor = Ingestor(redis_client, shards=1)
+    ingestor.ingest([call("group", "g", groupId="acme", userId="u1")])
+    redis_client.config_resetstat()
+    grouped = {"context": {"groupId": "acme"}}  # events that name their account
+    ingestor.ingest([track(str(i), userId="u1", **grouped) for i in range(50)])
+    assert lranges(redis_client) == 0  # nothing parked: no list read
+    ingestor.ingest([track("p", userId="u2")])  # parks, and indexes u2
+    assert redis_client.zscore(PARKED_INDEX, "u2") is not None
+    ingestor.ingest([track("x", userId="u1", **grouped), track("y", userId="u2", **grouped)])
+    assert lranges(redis_client) == 2  # u2's list: read while planning, again once linked
+    assert stream(redis_client)[-3:] == [("acme", "x"), ("acme", "y"), ("acme", "p")]
+
+
+def test_a_list_the_index_does_not_know_is_released_when_its_user_is_linked(
+    fake_redis: redis.Redis,
+) -> None:
+    """Events parked before the index existed: the link's own read of the list finds them."""
+    old = track("old", userId="u1")
+    entry = orjson.dumps([1, to_core(parse_event(old), 1.0).to_dict()])
+    fake_redis.rpush(parked_events("u1"), entry)
+    result = Ingestor(fake_redis, shards=1).ingest(
+        [call("group", "g", groupId="acme", userId="u1")]
+    )
+    assert (result.accepted, result.released) == (1, 1)
+    assert stream(fake_redis) == [("acme", "g"), ("acme", "old")]
+    assert not fake_redis.exists(parked_events("u1"))
+
+
+def test_the_parked_index_outlives_the_lists_and_is_pruned(fake_redis: redis.Redis) -> None:
+    now = [1_767_571_200]
+    router = RedisRouter(fake_redis, park_ttl_s=60, now_ns=lambda: now[0] * 1_000_000_000)
+    ingestor = Ingestor(fake_redis, shards=1, router=router)
+    ingestor.ingest([track("1", userId="u1")])
+    assert fake_redis.zscore(PARKED_INDEX, "u1") == now[0] + 60 + INDEX_SLACK_S
+    now[0] += 60 + INDEX_SLACK_S + 1  # u1's list expired long ago
+    ingestor.ingest([track("2", userId="u2")])
+    assert fake_redis.zrange(PARKED_INDEX, 0, -1) == [b"u2"]
