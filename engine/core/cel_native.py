@@ -363,14 +363,14 @@ class _Parser:
         left = self._and()
         while self._peek("||"):
             self.pos += 1
-            left = _either(left, self._and())
+            left = _logical(left, self._and(), decisive=True)
         return left
 
     def _and(self) -> Native:
         left = self._relation()
         while self._peek("&&"):
             self.pos += 1
-            left = _both(left, self._relation())
+            left = _logical(left, self._relation(), decisive=False)
         return left
 
     def _relation(self) -> Native:
@@ -542,18 +542,25 @@ def _negate(value: Any) -> Any:
     raise Unsure
 
 
-def _either(left: Native, right: Native) -> Native:
-    def either(env: Mapping[str, Any]) -> bool:
-        return _bool(left(env)) or _bool(right(env))
+def _logical(left: Native, right: Native, decisive: bool) -> Native:
+    """``&&`` (decisive False) or ``||`` (decisive True). CEL's are commutative: a decisive
+    side decides even when the other side is an error or not a bool."""
 
-    return either
+    def logical(env: Mapping[str, Any]) -> bool:
+        try:
+            first = left(env)
+        except Exception:
+            first = None
+        if first is decisive:
+            return decisive
+        second = right(env)
+        if second is decisive:
+            return decisive
+        if first is None or first is not (not decisive):
+            raise Unsure
+        return _bool(second)
 
-
-def _both(left: Native, right: Native) -> Native:
-    def both(env: Mapping[str, Any]) -> bool:
-        return _bool(left(env)) and _bool(right(env))
-
-    return both
+    return logical
 
 
 def _apply2(op: Callable[[Any, Any], Any], left: Native, right: Native) -> Native:
