@@ -552,10 +552,10 @@ def _logical(left: Native, right: Native, decisive: bool) -> Native:
         except Exception:
             first = None
         if first is decisive:
-            return decisive
+            return decisive is True
         second = right(env)
         if second is decisive:
-            return decisive
+            return decisive is True
         if first is None or first is not (not decisive):
             raise Unsure
         return _bool(second)
