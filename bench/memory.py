@@ -2,15 +2,17 @@
 
 - ``bytes_per_account``: INFO ``used_memory`` after the run minus before it (both with the
   workers connected and idle), divided by the accounts. Everything the run left in Redis
-  counts: account states, timers, the accounts sets, the user directory, one dedupe key per
-  event (they expire after the dedupe window, 24 h by default), outbox entries not delivered
-  (no dispatcher runs in the benchmark), the streams' trimmed remains, and allocator overhead.
-- ``account_bytes``: MEMORY USAGE of what is kept per account for good — its state key, its
-  timers (sorted set and generations) and its membership of the shard's accounts set — per
-  account. This is the design's budget ("everything stored per account, not counting streams
-  in flight"), in Redis's own accounting of keys (values, key names, per-key overhead).
-- ``avg_state_len``: the mean STRLEN of the stored states: compact JSON, zlib-deflated when
-  over 256 bytes (engine/core/state.py), so the blob alone.
+  counts: account states, the timers sorted sets, the accounts sets, the user directory, one
+  dedupe key per event (they expire after the dedupe window, 24 h by default), outbox entries
+  not delivered (no dispatcher runs in the benchmark), the streams' trimmed remains, what
+  MEMORY USAGE leaves out (expiry entries, hash-table slots), and allocator overhead.
+- ``account_bytes``: MEMORY USAGE of what is kept per account for good — its state key (its
+  timers are in it), its member of the shard's timers sorted set (one per account with open
+  timers) and its membership of the shard's accounts set — per account. This is the design's
+  budget ("everything stored per account, not counting streams in flight"), in Redis's own
+  accounting of keys (values, key names, per-key overhead).
+- ``avg_state_len``: the mean STRLEN of the stored states (engine/core/state.py's stored
+  form), so the blob alone.
 """
 
 from __future__ import annotations
