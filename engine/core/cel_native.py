@@ -391,17 +391,25 @@ class _Parser:
         return left
 
     def _unary(self) -> Native:
-        if self._peek("!"):
-            self.pos += 1
-            inner = self._unary()
-            return lambda env: not _bool(inner(env))
-        if self._peek("-"):
-            self.pos += 1
-            if self.tokens[self.pos].kind == "number":
-                return self._member(self._number(negative=True))
-            inner = self._unary()
-            return lambda env: _negate(inner(env))
+        """``!``s or ``-``s (CEL's grammar does not mix them) before a member expression."""
+        for sign in ("!", "-"):
+            count = 0
+            while self._peek(sign):
+                self.pos += 1
+                count += 1
+            if count:
+                return self._signed(sign, count)
         return self._member(self._primary())
+
+    def _signed(self, sign: str, count: int) -> Native:
+        if sign == "-" and self.tokens[self.pos].kind == "number":
+            inner = self._member(self._number(negative=True))
+            count -= 1
+        else:
+            inner = self._member(self._primary())
+        for _ in range(count):
+            inner = _not(inner) if sign == "!" else _minus(inner)
+        return inner
 
     def _member(self, target: Native) -> Native:
         while True:
@@ -470,7 +478,7 @@ class _Parser:
         if name in ("true", "false", "null"):
             return _constant({"true": True, "false": False, "null": None}[name])
         if not self._peek("("):
-            return lambda env: _checked(env[name])
+            return _path(name, self._selections())
         self.pos += 1
         if name == "has":
             return self._has()
@@ -483,17 +491,28 @@ class _Parser:
         self._take(")")
         return lambda env: function(argument(env))
 
+    def _selections(self) -> tuple[str, ...]:
+        """The field names selected after a variable, up to a method call or anything else."""
+        names: list[str] = []
+        tokens = self.tokens
+        while (
+            self._peek(".")
+            and self.pos + 1 < len(tokens)
+            and tokens[self.pos + 1].kind == "ident"
+            and not (self.pos + 2 < len(tokens) and tokens[self.pos + 2].text == "(")
+        ):
+            names.append(tokens[self.pos + 1].text)
+            self.pos += 2
+        return tuple(names)
+
     def _has(self) -> Native:
-        parent = self._primary()
-        while True:  # everything up to the last selection is the parent
-            if not self._peek("."):
-                raise Unsupported
-            self.pos += 1
-            field = self._ident()
-            if self._peek(")"):
-                break
-            parent = _select(parent, field)
+        """``has(variable.field...)``: whether the last field is present in its map."""
+        root = self._ident()
+        names = self._selections()
         self._take(")")
+        if not names:
+            raise Unsupported
+        parent, field = _path(root, names[:-1]), names[-1]
 
         def has(env: Mapping[str, Any]) -> bool:
             value = parent(env)
@@ -534,6 +553,14 @@ def _string(text: str) -> str:
     return text[1:-1]
 
 
+def _not(inner: Native) -> Native:
+    return lambda env: not _bool(inner(env))
+
+
+def _minus(inner: Native) -> Native:
+    return lambda env: _negate(inner(env))
+
+
 def _negate(value: Any) -> Any:
     if type(value) is int:
         return _int(-value)
@@ -565,6 +592,20 @@ def _logical(left: Native, right: Native, decisive: bool) -> Native:
 
 def _apply2(op: Callable[[Any, Any], Any], left: Native, right: Native) -> Native:
     return lambda env: op(left(env), right(env))
+
+
+def _path(root: str, names: tuple[str, ...]) -> Native:
+    """A variable and the fields selected from it, read in one closure."""
+
+    def path(env: Mapping[str, Any]) -> Any:
+        value = env[root]
+        for name in names:
+            if not isinstance(value, dict):
+                raise Unsure
+            value = value[name]
+        return _checked(value)
+
+    return path
 
 
 def _select(target: Native, name: str) -> Native:
