@@ -304,3 +304,11 @@ def test_wakes_fire_at_due_times_on_a_virtual_clock(
     assert drained.drain(SHARD).woken == 1
     assert [(timer, now) for _, timer, _, now, _ in core.seen] == [("a", 10.0), ("b", 30.0)]
     assert timers(client) == [(A.encode(), 31.0)]
+
+
+def test_pop_due_timers_pops_more_accounts_than_one_zrem_takes(
+    client: redis.Redis, store: RedisStore
+) -> None:
+    client.zadd(KEYS.timers, {f"acct-{i}": float(i) for i in range(1200)})
+    assert store.pop_due_timers(SHARD, 2000.0, limit=1200) == 1200
+    assert client.zcard(KEYS.timers) == 0

@@ -17,7 +17,9 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, AR
 if #due == 0 then
   return ARGV[3] == 'stream' and 0 or {}
 end
-redis.call('ZREM', KEYS[1], unpack(due))
+for first = 1, #due, 500 do
+  redis.call('ZREM', KEYS[1], unpack(due, first, math.min(first + 499, #due)))
+end
 local old = redis.call('EXISTS', KEYS[2]) == 1
 local woken, seen = {}, {}
 for _, member in ipairs(due) do
