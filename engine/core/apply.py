@@ -56,13 +56,15 @@ def _forget_untouched_books(state: AccountState) -> None:
 
 def _drain(app: Application) -> None:
     """Enforce queued firings in priority order, including those they cause."""
-    if not app.queue:
+    queue = app.queue
+    if not queue:
         return
     changes = app.changes
-    while app.queue:
-        app.queue.sort(key=lambda f: (-f.playbook.spec.priority, f.playbook.id))
-        firing = app.queue.pop(0)
-        enforce.consider(app, firing)
+    rank = app.pset.rank
+    while queue:
+        # Highest priority first, then by playbook id; a playbook's firings in their order.
+        first = min(range(len(queue)), key=lambda i: rank[queue[i].playbook.id])
+        enforce.consider(app, queue.pop(first))
     if app.changes != changes:  # an action changed the account: its health may have moved
         _health(app)
 
@@ -257,7 +259,7 @@ def _timer_fired(app: Application, event: Event) -> bool:
         elif trigger.spec.schedule is not None:
             occurrence = f"{firing.timer_id}@{firing.due:.0f}"
         else:
-            book.marks[index] = 1.0
+            book.marks[index] = 1
         app.fire(playbook, trigger, occurrence)
     return True
 
@@ -284,31 +286,27 @@ def _continue(app: Application, playbook_id: str) -> None:
 
 def _thresholds(app: Application) -> None:
     """Metric and health crossings, whether an event or time passing caused them."""
-    if not app.pset.thresholds:
+    state = app.state
+    crossings = app.pset.followed(state.traits.get(JOURNEY_TRAIT)).thresholds
+    if not crossings:
         return
-    schema = app.pset.schema
     values = app.metrics()
-    health = app.state.health
-    for playbook, trigger in app.pset.thresholds:
-        if not app.follows(playbook):
-            continue
-        spec = trigger.spec.metric or trigger.spec.health
-        assert spec is not None
-        if trigger.spec.metric is not None:
-            value: float | None = values.get(spec.name or "")
-        else:
-            value = health
+    health = state.health
+    bands = app.pset.schema.health.bands
+    for playbook, trigger, metric, bound in crossings:
+        value = health if metric is None else values.get(metric)
         if value is None:
             continue
-        if spec.band is not None:
-            past = schema.health.bands.band(value) == spec.band
-        elif spec.below is not None:
-            past = value < spec.below
+        if bound.band is not None:
+            past = bands.band(value) == bound.band
+        elif bound.below is not None:
+            past = value < bound.below
         else:
-            past = spec.above is not None and value > spec.above
-        book = app.state.book(playbook.id)
-        before = book.marks.get(trigger.index)
-        book.marks[trigger.index] = 1.0 if past else 0.0
-        if before is not None and past and not before:
-            occurrence = f"cross:{trigger.index}@{app.now:.0f}"
-            app.fire(playbook, trigger, occurrence)
+            past = bound.above is not None and value > bound.above
+        marks = state.book(playbook.id).marks
+        index = trigger.index
+        before = marks.get(index)
+        if before is None or bool(before) != past:  # a first reading, or a crossing
+            marks[index] = int(past)
+            if before is not None and past:
+                app.fire(playbook, trigger, f"cross:{index}@{app.now:.0f}")

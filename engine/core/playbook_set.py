@@ -10,7 +10,7 @@ from engine.core.conditions import Condition
 from engine.core.destinations import Destinations
 from engine.core.durations import Duration
 from engine.core.journeys import Journey, Track, Transition
-from engine.core.playbooks import Playbook, Trigger
+from engine.core.playbooks import Playbook, Threshold, Trigger
 from engine.core.schema import AccountSchema
 from engine.core.templates import CompiledTemplate
 
@@ -84,6 +84,20 @@ class CompiledTransition:
 
 
 Hook = tuple[CompiledPlaybook, CompiledTrigger]
+#: A threshold trigger with what it reads (a metric's name; None for the health score) and
+#: its bound.
+Crossing = tuple[CompiledPlaybook, CompiledTrigger, str | None, Threshold]
+
+
+@dataclass(frozen=True, slots=True)
+class Followed:
+    """The timed and threshold triggers of the playbooks that apply to accounts following one
+    journey (each in the set's order), and the windowed metrics those thresholds read, by the
+    track whose terminal outcome silences them (None for playbooks on no journey)."""
+
+    timed: tuple[Hook, ...]
+    thresholds: tuple[Crossing, ...]
+    watched: tuple[tuple[str | None, frozenset[str]], ...]
 
 
 class PlaybookSet:
@@ -148,6 +162,43 @@ class PlaybookSet:
                     if spec.inactivity is not None:
                         for name in spec.inactivity.events:
                             self.inactivity_events[name].append((p, t))
+        #: Each playbook's place in priority order: highest priority first, then by id.
+        self.rank = {p.id: i for i, p in enumerate(self.playbooks)}
+        self._named_journeys = {p.journey for p in self.playbooks if p.journey is not None}
+        self._followed: dict[str | None, Followed] = {}
+
+    def followed(self, journey: object) -> Followed:
+        """The hooks that apply to an account whose ``journey`` trait is ``journey``: a playbook
+        that names a journey leaves alone the accounts that follow another one."""
+        if isinstance(journey, str):
+            key: str | None = journey if journey in self._named_journeys else ""
+        else:
+            key = None
+        view = self._followed.get(key)
+        if view is None:
+            view = self._followed[key] = self._follow(key)
+        return view
+
+    def _follow(self, journey: str | None) -> Followed:
+        def applies(hook: Hook) -> bool:
+            return journey is None or hook[0].journey in (None, journey)
+
+        health = {c.metric for c in self.schema.health.components if c.metric}
+        thresholds: list[Crossing] = []
+        watched: dict[str | None, set[str]] = {}
+        for p, t in filter(applies, self.thresholds):
+            metric = t.spec.metric
+            bound = metric or t.spec.health
+            assert bound is not None
+            thresholds.append((p, t, None if metric is None else metric.name or "", bound))
+            names = {metric.name} if metric is not None and metric.name else health
+            track = p.track_key() if p.journey is not None else None
+            watched.setdefault(track, set()).update(n for n in names if n in self.schema.metrics)
+        return Followed(
+            tuple(filter(applies, self.timed)),
+            tuple(thresholds),
+            tuple((track, frozenset(names)) for track, names in watched.items()),
+        )
 
     def track(self, key: str) -> Track:
         journey, _, name = key.partition(".")

@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from engine.core.application import Application
+from engine.core.application import JOURNEY_TRAIT, Application
 from engine.core.context import parse_date
 from engine.core.metrics import next_expiry
-from engine.core.playbook_set import CompiledPlaybook, CompiledTrigger
+from engine.core.playbook_set import CompiledPlaybook, CompiledTrigger, Followed
 from engine.core.playbooks import DateTrigger
 
 WINDOW_TIMER = "win"
@@ -36,19 +36,19 @@ def parse_timer(timer_id: str) -> tuple[str, str, int]:
     return kind, rest, -1
 
 
-def date_due(app: Application, trigger: CompiledTrigger) -> float | None:
+def date_due(app: Application, trigger: CompiledTrigger, timezone: str) -> float | None:
     """When a date trigger is due for this account, from its date trait, in its time zone."""
     spec = trigger.spec.date
     assert spec is not None
     value = app.state.traits.get(spec.trait)
     if not isinstance(value, str | int | float) or isinstance(value, bool):
         return None
-    key = (value, spec.at, spec.before, spec.after, app.timezone)
+    key = (value, spec.at, spec.before, spec.after, timezone)
     due = _DATE_DUE.get(key, _UNKNOWN)
     if due is _UNKNOWN:
         if len(_DATE_DUE) > 65536:
             _DATE_DUE.clear()
-        due = _DATE_DUE[key] = _date_due(value, spec, app.timezone)
+        due = _DATE_DUE[key] = _date_due(value, spec, timezone)
     return due  # type: ignore[return-value]
 
 
@@ -113,9 +113,11 @@ def next_tick(cron: str, timezone: str, after: float) -> float:
 
 def in_outcome(app: Application, playbook: CompiledPlaybook) -> bool:
     """Whether the account sits in a terminal outcome on the playbook's track."""
-    if playbook.journey is None:
-        return False
-    key = playbook.track_key()
+    return playbook.journey is not None and _ended(app, playbook.track_key())
+
+
+def _ended(app: Application, key: str) -> bool:
+    """Whether the account sits in a terminal outcome on track ``key``."""
     track = app.state.tracks.get(key)
     return track is not None and app.pset.is_outcome(key, track.stage)
 
@@ -124,52 +126,59 @@ def ensure(app: Application) -> None:
     """Arm the timers the account should have, cancel those it should not."""
     wanted: set[str] = set()
     state = app.state
+    timers = state.timers
+    followed = app.pset.followed(state.traits.get(JOURNEY_TRAIT))
     outcome: dict[str, bool] = {}
-    for playbook, trigger in app.pset.timed:
-        if not app.follows(playbook):
-            continue
+    timezone: str | None = None
+    for playbook, trigger in followed.timed:
         key = playbook.track_key()
-        if key not in outcome:
-            outcome[key] = in_outcome(app, playbook)
-        if outcome[key]:
+        ended = outcome.get(key)
+        if ended is None:
+            ended = outcome[key] = in_outcome(app, playbook)
+        if ended:
             continue
         timer_id = trigger_timer(playbook.id, trigger.index)
         book = state.books.get(playbook.id)
-        marks = book.marks if book is not None else {}
+        mark = book.marks.get(trigger.index) if book is not None else None
         spec = trigger.spec
         if spec.inactivity is not None:
             stage = spec.inactivity.in_stage
-            current = state.tracks.get(playbook.track_key())
+            current = state.tracks.get(key)
             if stage is not None and (current is None or current.stage != stage):
-                if marks.get(trigger.index) and book is not None:
+                if mark and book is not None:
                     del book.marks[trigger.index]  # re-entering the stage starts a new wait
                 continue
-            if marks.get(trigger.index):
+            if mark:
                 continue  # fired; waits for a reset event
             wanted.add(timer_id)
-            if timer_id not in state.timers:
+            if timer_id not in timers:
                 since = current.entered if stage is not None and current else app.now
-                app.arm(timer_id, spec.inactivity.for_.after(since, app.timezone))
+                timezone = timezone or app.timezone
+                app.arm(timer_id, spec.inactivity.for_.after(since, timezone))
         elif spec.date is not None:
-            due = date_due(app, trigger)
-            if due is None or due <= app.now or marks.get(trigger.index) == due:
+            timezone = timezone or app.timezone
+            due = date_due(app, trigger, timezone)
+            if due is None or due <= app.now or mark == due:
                 continue
             wanted.add(timer_id)
-            timer = state.timers.get(timer_id)
+            timer = timers.get(timer_id)
             if timer is None or timer.due != due:
                 app.arm(timer_id, due)
         elif spec.schedule is not None:
             wanted.add(timer_id)
-            if timer_id not in state.timers:
+            if timer_id not in timers:
                 app.arm(timer_id, next_tick(spec.schedule.cron, spec.schedule.timezone, app.now))
-    window = next_window(app)
+    window = next_window(app, followed, outcome)
     if window is not None:
         wanted.add(WINDOW_TIMER)
-        timer = state.timers.get(WINDOW_TIMER)
+        timer = timers.get(WINDOW_TIMER)
         if timer is None or timer.due != window:
             app.arm(WINDOW_TIMER, window)
-    for timer_id in list(state.timers):
+    for timer_id in list(timers):
+        if timer_id in wanted:
+            continue
         kind, playbook_id, _ = parse_timer(timer_id)
+        keep = False
         if kind == "seq":
             owner = app.pset.by_id.get(playbook_id)
             running = state.books.get(playbook_id)
@@ -178,8 +187,6 @@ def ensure(app: Application) -> None:
                 app.miss(playbook_id, running.run.occurrence, "sequence ended: playbook removed")
                 running.run = None
             keep = keep and running is not None and running.run is not None
-        else:
-            keep = timer_id in wanted
         if not keep:
             app.cancel(timer_id)
 
@@ -202,21 +209,24 @@ def reset_inactivity(app: Application, name: str, ts: float) -> None:
         app.arm(timer_id, due)
 
 
-def next_window(app: Application) -> float | None:
-    """When a watched windowed metric next loses a bucket (a crossing caused by time alone)."""
-    schema = app.pset.schema
+def next_window(app: Application, followed: Followed, outcome: dict[str, bool]) -> float | None:
+    """When a watched windowed metric next loses a bucket (a crossing caused by time alone);
+    ``outcome`` caches, by track, whether the account sits in a terminal outcome there."""
+    metrics = app.state.metrics
     watched: set[str] = set()
-    for playbook, trigger in app.pset.thresholds:
-        if not app.follows(playbook) or in_outcome(app, playbook):
-            continue  # a terminal outcome keeps no timers, this one included
-        if trigger.spec.metric is not None and trigger.spec.metric.name:
-            watched.add(trigger.spec.metric.name)
-        else:
-            watched.update(c.metric for c in schema.health.components if c.metric)
-    times = [
-        t
-        for name in watched
-        if name in schema.metrics
-        and (t := next_expiry(app.state, name, schema.metrics[name], app.now)) is not None
-    ]
-    return min(times) if times else None
+    for key, names in followed.watched:
+        if key is not None:
+            ended = outcome.get(key)
+            if ended is None:
+                ended = outcome[key] = _ended(app, key)
+            if ended:
+                continue  # a terminal outcome keeps no timers, this one included
+        watched.update(names)
+    specs = app.pset.schema.metrics
+    soonest: float | None = None
+    for name in watched:
+        if metrics.get(name):  # no buckets, nothing to expire
+            due = next_expiry(app.state, name, specs[name], app.now)
+            if due is not None and (soonest is None or due < soonest):
+                soonest = due
+    return soonest

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from corekit import DAY, HOUR, SHIPPED, T0, Driver, build, group, reasons, shipped, track
+from corekit import DAY, HOUR, JOURNEY, SHIPPED, T0, Driver, build, group, reasons, shipped, track
 
 HOURGLASS = (SHIPPED / "journeys" / "hourglass.yaml").read_text()
 
@@ -179,6 +179,62 @@ def test_outcomes_are_left_only_by_transitions_that_name_them(tmp_path: Path) ->
     assert lost.stage() == "lost"
     lost.apply(track("trial_started", T0 + 2))  # {to: trial, from: [lost]}
     assert lost.stage() == "trial"
+
+
+# -- accounts pinned to one journey ----------------------------------------------------------
+
+OTHER = """
+kind: journey
+id: other
+name: Another journey
+tracks:
+  lifecycle:
+    stages: [{id: start}]
+    transitions: [{event: begun, to: start}]
+"""
+
+
+def scoped(pid: str, journey: str | None, trigger: str) -> str:
+    on = f"journey: {journey}" if journey else ""
+    return f"""
+kind: playbook
+id: {pid}
+name: {pid}
+{on}
+triggers: [{trigger}]
+actions: [{{set_flag: {pid}}}]
+"""
+
+
+SCOPED = [
+    scoped("life-idle", "life", "{inactivity: {events: [report], for: 3d}}"),
+    scoped("life-busy", "life", "{metric: {name: logins_7d, above: 1}}"),
+    scoped("other-busy", "other", "{metric: {name: logins_7d, above: 1}}"),
+    scoped("any-busy", None, "{metric: {name: logins_7d, above: 1}}"),
+]
+
+
+@pytest.mark.parametrize(
+    ("pinned", "played", "timers"),
+    [
+        (None, {"life-busy", "other-busy", "any-busy"}, {"trg:life-idle:0", "win"}),
+        ("life", {"life-busy", "any-busy"}, {"trg:life-idle:0", "win"}),
+        ("other", {"other-busy", "any-busy"}, {"win"}),
+        ("elsewhere", {"any-busy"}, {"win"}),
+    ],
+)
+def test_playbooks_on_a_journey_leave_accounts_pinned_to_another_alone(
+    tmp_path: Path, pinned: str | None, played: set[str], timers: set[str]
+) -> None:
+    d = Driver(build(tmp_path, *SCOPED, journey=JOURNEY + "---\n" + OTHER))
+    if pinned:
+        d.apply(group(T0, journey=pinned))
+    d.send(track("login", T0 + 1), track("login", T0 + 2))  # 2 logins: over 1 on the second
+    assert set(d.state.flags) == played
+    assert set(d.state.books) == played  # no bookkeeping for the playbooks left alone
+    assert set(d.state.timers) == timers
+    d.run_until(T0 + 30 * DAY)
+    assert set(d.state.flags) == played | ({"life-idle"} if "trg:life-idle:0" in timers else set())
 
 
 # -- late events ---------------------------------------------------------------------------

@@ -116,6 +116,29 @@ def test_a_lower_priority_runs_when_nothing_above_suppresses_it(tmp_path: Path) 
     assert [a.playbook for a in d.apply(track("ping", T0)).actions] == ["first", "second"]
 
 
+def test_firings_caused_by_a_firing_take_their_turn_by_priority(tmp_path: Path) -> None:
+    """The playbooks a stage change fires run before the queued ones of lower priority."""
+    entered = "triggers: [{stage_entered: onboarding}, {stage_entered: onboarding}]"
+    pset = build(
+        tmp_path,
+        pb("a-low", "  - set_flag: a", priority=1),
+        pb("b-high", "  - move_stage: {stage: onboarding}", priority=5),
+        pb("c-mid", "  - set_flag: c", priority=3).replace("triggers: [{event: ping}]", entered),
+        pb("d-top", "  - set_flag: d", priority=9).replace("triggers: [{event: ping}]", entered),
+    )
+    d = Driver(pset)
+    e = d.apply(track("ping", T0))
+    # the stage playbooks fire twice each (two triggers), both ahead of lower priorities
+    assert [a.playbook for a in e.actions] == [
+        "b-high",
+        "d-top",
+        "d-top",
+        "c-mid",
+        "c-mid",
+        "a-low",
+    ]
+
+
 # -- dry run -------------------------------------------------------------------------------
 
 EVERYTHING = """
