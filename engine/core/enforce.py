@@ -143,10 +143,12 @@ def render(
     app: Application, playbook: CompiledPlaybook, action: CompiledAction, key: str
 ) -> tuple[dict[str, Any], bool]:
     """The action's payload with every template rendered; and whether a customer receives it."""
-    context = dict(app.context())
-    context["playbook"] = {"id": playbook.id, "name": playbook.spec.name}
     spec = action.spec
     customer_facing = False
+    context: dict[str, Any] = {}
+    if action.texts:  # the template context: built only for actions with templates
+        context = dict(app.context())
+        context["playbook"] = {"id": playbook.id, "name": playbook.spec.name}
     if action.kind == "email":
         recipient, customer_facing = recipient_of(app, spec.to)
         context["recipient"] = recipient
