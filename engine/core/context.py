@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 from engine.core.clock import to_datetime
@@ -22,15 +23,21 @@ def parse_date(value: Any) -> datetime | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return to_datetime(float(value))
     if isinstance(value, str):
-        try:
-            if len(value) == 10:
-                d = date.fromisoformat(value)
-                return datetime(d.year, d.month, d.day, tzinfo=UTC)
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return _parse_iso(value)
     return None
+
+
+@lru_cache(maxsize=4096)
+def _parse_iso(value: str) -> datetime | None:
+    """An ISO date or datetime string (cached: the same renewal dates are read every event)."""
+    try:
+        if len(value) == 10:
+            d = date.fromisoformat(value)
+            return datetime(d.year, d.month, d.day, tzinfo=UTC)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _trait(kind: str, value: Any) -> Any:
@@ -92,9 +99,11 @@ def account_view(
 
     def traits() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for name, raw in state.traits.items():
-            spec = schema.traits.get(name)
-            value = _trait(spec.type, raw) if spec else raw
+        declared = schema.traits
+        for name, value in state.traits.items():
+            spec = declared.get(name)
+            if spec is not None and spec.type != "string":
+                value = _trait(spec.type, value)
             if value is not None:
                 out[name] = value
         return out
