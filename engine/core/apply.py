@@ -9,7 +9,7 @@ crossings -> timers the account should have.
 from __future__ import annotations
 
 from engine.core import enforce, timers
-from engine.core.application import JOURNEY_TRAIT, Application
+from engine.core.application import JOURNEY_TRAIT, Application, Firing
 from engine.core.effects import Effects
 from engine.core.event import TIMER, Event
 from engine.core.metrics import record, update_health
@@ -60,11 +60,19 @@ def _drain(app: Application) -> None:
     if not queue:
         return
     changes = app.changes
-    rank = app.pset.rank
+    ranks = app.pset.rank
+
+    def rank(firing: Firing) -> int:
+        """Highest priority first, then by playbook id; the sort is stable, so a playbook's
+        firings keep the order they came in."""
+        return ranks[firing.playbook.id]
+
+    queue.sort(key=rank)
     while queue:
-        # Highest priority first, then by playbook id; a playbook's firings in their order.
-        first = min(range(len(queue)), key=lambda i: rank[queue[i].playbook.id])
-        enforce.consider(app, queue.pop(first))
+        waiting = len(queue) - 1
+        enforce.consider(app, queue.pop(0))
+        if len(queue) > waiting:  # the firing caused others: they take their turn
+            queue.sort(key=rank)
     if app.changes != changes:  # an action changed the account: its health may have moved
         _health(app)
 
