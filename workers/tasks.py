@@ -17,6 +17,7 @@ from engine.redis.drain import ShardDrainer
 from engine.redis.keys import ShardKeys
 from engine.redis.playbook_sets import LivePlaybooks, PlaybookSets
 from engine.redis.store import RedisStore
+from engine.runtime.heap import settle
 from engine.settings import settings
 from workers.app import SHARDS_QUEUE, app
 
@@ -38,8 +39,17 @@ def _live_playbooks() -> LivePlaybooks:
 
 
 def _playbooks() -> PlaybookSet:
-    """The playbook set to apply now: a new published version is picked up within a second."""
-    return _live_playbooks()()
+    """The playbook set to apply now: a new published version is picked up within a second.
+    Once a set is loaded, everything alive is settled out of the collector's sight."""
+    pset = _live_playbooks()()
+    if _SETTLED_FOR[0] is not pset:
+        _SETTLED_FOR[0] = pset
+        settle()
+    return pset
+
+
+#: The playbook set the heap was last settled for.
+_SETTLED_FOR: list[PlaybookSet | None] = [None]
 
 
 def _clock() -> Clock:

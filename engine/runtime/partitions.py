@@ -27,6 +27,7 @@ from engine.core.effects import ActionEffect
 from engine.core.event import Event
 from engine.core.playbook_set import PlaybookSet
 from engine.core.state import AccountState
+from engine.runtime.heap import settle
 from engine.runtime.memory import MemoryStore
 from engine.runtime.runner import Runner, RunnerStats
 from engine.runtime.store import Commit
@@ -49,6 +50,7 @@ def _child(
 ) -> None:
     """Apply one partition's events; send back states, stats and counts at the end."""
     runner = Runner(pset, clock=VirtualClock())
+    settle()
     by_playbook: Counter[str] = Counter()
     with open(actions_path, "wb") as sink:
 

@@ -13,6 +13,7 @@ import orjson
 from engine.core.clock import VirtualClock, iso
 from engine.core.effects import ActionEffect
 from engine.core.playbook_set import PlaybookSet
+from engine.runtime.heap import settle
 from engine.runtime.partitions import Partitioned
 from engine.runtime.runner import Runner, RunnerStats
 from engine.runtime.timeline import BadLine, read_timeline
@@ -71,6 +72,7 @@ def simulate(
             out.write(orjson.dumps(action_record(action)) + b"\n")
 
     result.runner.on_action = record
+    settle()
     submit = parallel.submit if parallel is not None else result.runner.submit
     last = 0.0
     count = 0
