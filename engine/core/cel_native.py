@@ -324,12 +324,39 @@ def _constant(value: Any) -> Native:
     return lambda env: value
 
 
+def _in_strings(left: Native, values: frozenset[str]) -> Native:
+    """``x in ["a", "b"]``: a set lookup for a string, false for a scalar of another type."""
+
+    def member(env: Mapping[str, Any]) -> bool:
+        value = left(env)
+        if type(value) is str:
+            return value in values
+        if type(value) in _DISTINCT:
+            return False
+        raise Unsure
+
+    return member
+
+
 class _Parser:
     """Recursive descent over CEL's grammar, building closures as it goes."""
 
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.pos = 0
+        #: The literal sub-expressions built so far, by id of their closure (kept alive here,
+        #: so an id is never reused while parsing).
+        self.constants: dict[int, tuple[Native, Any]] = {}
+
+    def _literal(self, value: Any) -> Native:
+        native = _constant(value)
+        self.constants[id(native)] = (native, value)
+        return native
+
+    def _value(self, native: Native) -> tuple[bool, Any]:
+        """Whether ``native`` is a literal, and its value."""
+        known = self.constants.get(id(native))
+        return (True, known[1]) if known is not None else (False, None)
 
     def _peek(self, text: str) -> bool:
         if self.pos >= len(self.tokens):
@@ -385,9 +412,14 @@ class _Parser:
     def _binary(self, operand: Callable[[], Native], operators: tuple[str, ...]) -> Native:
         left = operand()
         while self.pos < len(self.tokens) and self.tokens[self.pos].text in operators:
-            op = _BINARY[self.tokens[self.pos].text]
+            text = self.tokens[self.pos].text
             self.pos += 1
-            left = _apply2(op, left, operand())
+            right = operand()
+            _, listed = self._value(right)
+            if text == "in" and type(listed) is list and all(type(v) is str for v in listed):
+                left = _in_strings(left, frozenset(listed))
+            else:
+                left = _apply2(_BINARY[text], left, right)
         return left
 
     def _unary(self) -> Native:
@@ -448,7 +480,7 @@ class _Parser:
             return self._number(negative=False)
         if token.kind == "string":
             self.pos += 1
-            return _constant(_string(token.text))
+            return self._literal(_string(token.text))
         if token.kind == "ident":
             return self._name()
         if self._peek("("):
@@ -467,16 +499,16 @@ class _Parser:
             raise Unsupported
         sign = "-" if negative else ""
         if any(c in text for c in ".eE"):
-            return _constant(float(sign + text))
+            return self._literal(float(sign + text))
         value = int(sign + text)
         if not INT_MIN <= value <= INT_MAX:
             raise Unsupported
-        return _constant(value)
+        return self._literal(value)
 
     def _name(self) -> Native:
         name = self._ident()
         if name in ("true", "false", "null"):
-            return _constant({"true": True, "false": False, "null": None}[name])
+            return self._literal({"true": True, "false": False, "null": None}[name])
         if not self._peek("("):
             return _path(name, self._selections())
         self.pos += 1
@@ -533,7 +565,7 @@ class _Parser:
         value = cel.compile(f"{name}({token.text})").execute({})
         if type(value) is not _CONSTANT_CALLS[name] or getattr(value, "tzinfo", True) is None:
             raise Unsupported
-        return _constant(value)
+        return self._literal(value)
 
     def _list(self) -> Native:
         self._take("[")
@@ -543,6 +575,9 @@ class _Parser:
             if not self._peek("]"):
                 self._take(",")
         self._take("]")
+        values = [self._value(item) for item in items]
+        if all(known for known, _ in values):
+            return self._literal([value for _, value in values])
         return lambda env: [item(env) for item in items]
 
 
