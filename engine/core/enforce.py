@@ -26,8 +26,8 @@ def sequence_timer(playbook_id: str) -> str:
 def consider(app: Application, firing: Firing) -> None:
     """Policy, then conditions, then ``unless``; if all pass, start the playbook's sequence."""
     playbook, occurrence = firing.playbook, firing.occurrence
-    book = app.state.book(playbook.id)
-    run = book.run
+    book = app.state.books.get(playbook.id)  # created only if the playbook acts
+    run = book.run if book is not None else None
     if run is not None and run.goal_by is not None and app.now > run.goal_by:
         end_run(app, playbook.id, "goal window passed")
         run = None
@@ -35,7 +35,7 @@ def consider(app: Application, firing: Firing) -> None:
         app.miss(playbook.id, occurrence, f"already running since {iso(run.started)}")
         return
     cooldown = playbook.spec.cooldown
-    if cooldown is not None and book.last_fired is not None:
+    if cooldown is not None and book is not None and book.last_fired is not None:
         ready = cooldown.after(book.last_fired, app.timezone)
         if app.now < ready:
             app.miss(playbook.id, occurrence, f"cooling down until {iso(ready)}")
@@ -55,6 +55,7 @@ def consider(app: Application, firing: Firing) -> None:
         if condition.evaluate(app.conditions()).passed:
             app.miss(playbook.id, occurrence, f"suppressed by unless: {condition.source}")
             return
+    book = app.state.book(playbook.id)
     book.fired += 1
     book.last_fired = app.now
     goal = playbook.spec.goal
