@@ -17,6 +17,7 @@ field selection, ``[key]`` on maps and lists, ``! - * / % + -``, comparisons, ``
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -324,6 +325,47 @@ def _constant(value: Any) -> Native:
     return lambda env: value
 
 
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+def _string_equality(left: Native, literal: str, *, negated: bool) -> Native:
+    """``x == "a"`` / ``x != "a"``: scalars of other types are never equal to a string."""
+
+    def equality(env: Mapping[str, Any]) -> bool:
+        value = left(env)
+        if type(value) is str:
+            return (value == literal) is not negated
+        if type(value) in _DISTINCT:
+            return negated
+        raise Unsure
+
+    return equality
+
+
+def _numeric_comparison(left: Native, symbol: str, literal: float) -> Native:
+    """``x > 3`` and the like: an int or a double compared with a number by value."""
+    compare = _COMPARISONS[symbol]
+    equality = symbol in ("==", "!=")
+
+    def comparison(env: Mapping[str, Any]) -> bool:
+        value = left(env)
+        kind = type(value)
+        if (kind is int and -EXACT <= value <= EXACT) or (kind is float and value == value):
+            return compare(value, literal)
+        if equality and kind in _DISTINCT and kind is not int and kind is not float:
+            return symbol == "!="
+        raise Unsure
+
+    return comparison
+
+
 def _in_strings(left: Native, values: frozenset[str]) -> Native:
     """``x in ["a", "b"]``: a set lookup for a string, false for a scalar of another type."""
 
@@ -415,12 +457,22 @@ class _Parser:
             text = self.tokens[self.pos].text
             self.pos += 1
             right = operand()
-            _, listed = self._value(right)
-            if text == "in" and type(listed) is list and all(type(v) is str for v in listed):
-                left = _in_strings(left, frozenset(listed))
-            else:
-                left = _apply2(_BINARY[text], left, right)
+            left = self._specialised(text, left, right) or _apply2(_BINARY[text], left, right)
         return left
+
+    def _specialised(self, symbol: str, left: Native, right: Native) -> Native | None:
+        """A faster closure for the commonest shapes: a value against a literal, or in a
+        list of string literals; None for any other shape."""
+        known, value = self._value(right)
+        if not known:
+            return None
+        if symbol == "in" and type(value) is list and all(type(v) is str for v in value):
+            return _in_strings(left, frozenset(value))
+        if symbol in ("==", "!=") and type(value) is str:
+            return _string_equality(left, value, negated=symbol == "!=")
+        if symbol in _COMPARISONS and _number(value):
+            return _numeric_comparison(left, symbol, value)
+        return None
 
     def _unary(self) -> Native:
         """``!``s or ``-``s (CEL's grammar does not mix them) before a member expression."""

@@ -121,6 +121,12 @@ ANSWERED = [
     "x.missing > 1 && false",
     "x.i && false",
     "x.n || x.s == 'abc'",
+    "x.s != 3",  # a literal on the right: the specialised comparisons
+    "x.n == 'a'",
+    "x.b != 'true'",
+    "x.f >= 2",
+    "x.i == 3",
+    "x.s == 'abc' && x.neg < -6.5",
 ]
 
 DECLINED = [
@@ -139,6 +145,8 @@ DECLINED = [
     "double(x.s) > 1.0",
     "x.l == [1, 2.0, 'a']",  # lists compare in CEL
     "x.missing > 1 && x.i > 1",  # an error on one side, true on the other
+    "x.s > 3",
+    "x.l == 1 || x.nan > 1.0",
     "x.i || false",
 ]
 
