@@ -46,7 +46,7 @@ PARK_TTL_S = 30 * 86_400
 INDEX_SLACK_S = 86_400
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Routed:
     """An event ready to append to its account's shard; ``index`` is None if parked earlier."""
 
@@ -125,7 +125,10 @@ class _Lot(ParkingLot):
     def release_all(self, user_keys: Iterable[str]) -> list[Event]:
         """Release as the pure lot does, logging what came out (to trace where it came from)."""
         wanted = list(user_keys)
-        self.missing.update(key for key in wanted if key not in self.loaded)
+        if not self.loaded.issuperset(wanted):
+            self.missing.update(key for key in wanted if key not in self.loaded)
+        if not self.parked:  # most calls: nothing to release
+            return []
         released = super().release_all(wanted)
         self.log.extend(released)
         return released
@@ -158,6 +161,18 @@ def _decode(key: str, raw: bytes) -> _Stored | None:
         return None
 
 
+def _distinct(events: Sequence[Event]) -> list[Event]:
+    """The events as distinct objects (planning traces them by identity): repeats are copied."""
+    ids: set[int] = set()
+    out: list[Event] = []
+    for event in events:
+        if id(event) in ids:
+            event = copy(event)
+        ids.add(id(event))
+        out.append(event)
+    return out
+
+
 def _attempt(
     events: Sequence[Event],
     links: Mapping[str, str | None],
@@ -187,7 +202,7 @@ def _attempt(
         if not ready:
             (plan.unroutable if router.unroutable > unroutable else waiting).append(index)
             continue
-        sources = [index, *(origin[id(released)] for released in lot.log)]
+        sources = [index, *(origin[id(released)] for released in lot.log)] if lot.log else [index]
         for source, out in zip(sources, ready, strict=True):
             assert out.account_id is not None
             if isinstance(source, _Stored):
@@ -260,7 +275,7 @@ class RedisRouter:
 
     def plan(self, events: Sequence[Event]) -> RoutePlan:
         """Route a batch in order (reads only): what to append, park, link and release."""
-        batch = [copy(event) for event in events]
+        batch = _distinct(events)
         want_links = {key for event in batch for key in event_keys(event)}
         want_parked = {
             key

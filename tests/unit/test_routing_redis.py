@@ -157,6 +157,15 @@ def test_failure_after_release_keeps_entries_and_dedupes_the_retry(
     assert parked_ids(fake_redis, "u1") == []
 
 
+def test_one_event_object_given_twice_is_planned_twice(fake_redis: redis.Redis) -> None:
+    parked = to_core(parse_event(track("1", userId="u1")), 0.0)
+    grouped = to_core(parse_event(call("group", "g", groupId="acme", userId="u2")), 0.0)
+    plan = RedisRouter(fake_redis).plan([parked, parked, grouped, grouped])
+    assert plan.parked == [0, 1]
+    assert [(item.index, item.event.message_id) for item in plan.routed] == [(2, "g"), (3, "g")]
+    assert len(plan.new_parks["u1"]) == 2
+
+
 def test_undecodable_parked_entry_is_removed_and_counted(fake_redis: redis.Redis) -> None:
     fake_redis.rpush(parked_events("u1"), b"not json")
     ingestor = Ingestor(fake_redis, shards=1)
