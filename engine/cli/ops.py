@@ -79,12 +79,12 @@ def _print(report: DeploymentStatus) -> None:
     )
     console.print(
         f"dead letters: events {totals['dead_letters']}, outbox {totals['outbox_dead']}   "
-        f"timers: {totals['timers']} open, {totals['timers_due']} due, "
+        f"accounts waiting on timers: {totals['timers']}, {totals['timers_due']} due, "
         f"{totals['timers_overdue']} overdue   outbox: {totals['outbox_pending']} pending, "
         f"{totals['outbox_due']} due, {totals['outbox_retrying']} retrying"
     )
     table = Table(title="Shards with work")
-    columns = ["shard", "stream", "unread", "pending", "lag", "lease", "dlq", "timers due"]
+    columns = ["shard", "stream", "unread", "pending", "lag", "lease", "dlq", "accounts due"]
     for column in [*columns, "outbox"]:
         table.add_column(column, overflow="fold")
     for s in report.shards:
