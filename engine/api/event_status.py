@@ -2,8 +2,8 @@
 
 How each is decided (Redis keeps no per-event record beyond these):
 
-- **received**: the shard's dedupe key ``hg:{sNN}:seen:<messageId>`` exists (it lives for the
-  dedupe window). Its remaining TTL dates the append: appended = now - window + TTL, which
+- **received**: one of the shard's dedupe hashes holds the messageId (its 12-byte hash) with an
+  append time less than a dedupe window ago, as the ingest script decides duplicates. That time
   locates the stream entry (entry ids are append times) when it is still in the stream.
 - **queued**: the entry is after the consumer group's last-delivered id (no worker read it).
 - **processing**: the entry is in the group's pending list (read, not yet committed).
@@ -24,7 +24,14 @@ import redis
 
 from engine.api.models import EventStatus
 from engine.core.clock import to_datetime
-from engine.redis.keys import GROUP, REJECTED, ShardKeys, parked_events
+from engine.redis.keys import (
+    GROUP,
+    REJECTED,
+    SEEN_SLOTS,
+    ShardKeys,
+    parked_events,
+    seen_field,
+)
 
 #: How far around the estimated append time the stream is searched for the entry (ms).
 SLACK_MS = 5_000
@@ -60,16 +67,18 @@ class EventLookup:
         return self._rejected(message_id)
 
     def _seen(self, message_id: str) -> tuple[int, int] | None:
-        """(shard, append time in ms) of the shard whose dedupe key holds the messageId."""
+        """(shard, append time in ms) of the shard that appended the messageId within the window."""
+        field = seen_field(message_id)
         pipe = self.client.pipeline(transaction=False)
         pipe.time()
         for shard in range(self.shards):
-            pipe.pttl(ShardKeys(shard).dedupe(message_id))
-        now, *ttls = pipe.execute()
+            for name in ShardKeys(shard).seen:
+                pipe.hget(name, field)
+        now, *stamps = pipe.execute()
         now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
-        for shard, ttl in enumerate(ttls):
-            if int(ttl) > 0:
-                return shard, now_ms - self.window_s * 1000 + int(ttl)
+        for position, stamp in enumerate(stamps):
+            if stamp is not None and now_ms - int(stamp) < self.window_s * 1000:
+                return position // SEEN_SLOTS, int(stamp)
         return None
 
     def _received(self, message_id: str, shard: int, appended_ms: int) -> EventStatus:

@@ -20,7 +20,7 @@ from redis.typing import EncodableT
 from engine.core.event import Event
 from engine.core.events import BatchProblem, EventError, corrected_timestamp, parse_event, to_core
 from engine.redis.ingest_lua import append_shards
-from engine.redis.keys import REJECTED, ShardKeys, shard_of
+from engine.redis.keys import REJECTED, ShardKeys, seen_field, shard_of
 from engine.redis.routing import RedisRouter, Routed, RoutePlan
 
 #: Segment's limit on one event, measured on its JSON.
@@ -62,10 +62,13 @@ class IngestResult:
     released: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Valid:
+    """A valid input item: its index, its core event and that event's stored JSON."""
+
     index: int
     event: Event
+    payload: bytes
 
 
 def _json(value: Any) -> bytes:
@@ -129,7 +132,7 @@ class Ingestor:
             self._check_backlog(plan.routed)
             self._keep_rejected(rejected, received)
             self.router.write(plan)
-            new, result.kicked = self._append(plan.routed)
+            new, result.kicked = self._append(plan.routed, valid)
             self.router.settle(plan)
         except redis.RedisError as error:
             raise IngestUnavailable(f"Redis unavailable: {error}") from error
@@ -145,13 +148,13 @@ class Ingestor:
         rejected: list[tuple[BatchProblem, Any]] = []
         for index, item in enumerate(raw):
             try:
-                valid.append(_Valid(index, self._event(item, received, kind)))
+                valid.append(self._event(index, item, received, kind))
             except EventError as error:
                 rejected.append((BatchProblem(index, error.field, error.reason), item))
         return valid, rejected
 
-    def _event(self, item: Any, received: float, kind: str | None) -> Event:
-        """One valid core event, or EventError naming the field."""
+    def _event(self, index: int, item: Any, received: float, kind: str | None) -> _Valid:
+        """One valid core event with its stored JSON, or EventError naming the field."""
         if not isinstance(item, dict):
             raise EventError("payload", f"expected an object, got {type(item).__name__}")
         size = len(_json(item))
@@ -163,10 +166,9 @@ class Ingestor:
         event = to_core(call, received)
         event.ts = corrected_timestamp(call, received)
         try:
-            orjson.dumps(event.to_dict())
+            return _Valid(index, event, orjson.dumps(event.to_dict()))
         except TypeError as error:
             raise EventError("payload", f"cannot be stored: {error}") from None
-        return event
 
     def _check_backlog(self, routed: Iterable[Routed]) -> None:
         """Refuse (before any write) if a target shard's stream is over the backlog limit."""
@@ -200,15 +202,24 @@ class Ingestor:
             pipe.xadd(REJECTED, entry, maxlen=REJECTED_MAX, approximate=True)
         pipe.execute()
 
-    def _append(self, routed: list[Routed]) -> tuple[list[bool], set[int]]:
-        """Run the ingest script per shard: whether each event was new, and the shards kicked."""
-        batches: dict[int, list[tuple[str, bytes]]] = {}
+    def _append(self, routed: list[Routed], valid: list[_Valid]) -> tuple[list[bool], set[int]]:
+        """Run the ingest script per shard: whether each event was new, and the shards kicked.
+
+        An event routed as validated is stored as the JSON validation made of it.
+        """
+        stored = {item.index: item for item in valid}
+        batches: dict[int, list[bytes]] = {}
         where: list[tuple[int, int]] = []
         for item in routed:
             shard = shard_of(item.account_id, self.shards)
             items = batches.setdefault(shard, [])
-            where.append((shard, len(items)))
-            items.append((item.event.message_id, orjson.dumps(item.event.to_dict())))
+            where.append((shard, len(items) // 2))
+            known = stored.get(item.index) if item.index is not None else None
+            if known is not None and known.event is item.event:
+                payload = known.payload
+            else:
+                payload = orjson.dumps(item.event.to_dict())
+            items += (seen_field(item.event.message_id), payload)
         done = append_shards(
             self.client, batches, window_s=self.dedupe_window_s, kick_ttl_s=self.kick_ttl_s
         )

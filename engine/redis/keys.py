@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from hashlib import blake2b
 
 PREFIX = "hg"
+#: A shard's dedupe hashes, one per period of a window / (SEEN_SLOTS - 1) (ingest_lua.py).
+SEEN_SLOTS = 3
 #: The consumer group every shard stream is read with.
 GROUP = "appliers"
 
@@ -72,9 +75,10 @@ class ShardKeys:
         """Hash: idempotency key -> delivery receipt."""
         return f"{self.tag}:delivered"
 
-    def dedupe(self, message_id: str) -> str:
-        """Marks a messageId as seen on this shard; expires with the dedupe window."""
-        return f"{self.tag}:seen:{message_id}"
+    @property
+    def seen(self) -> list[str]:
+        """The ring of dedupe hashes, one per period: ``seen_field(messageId)`` -> append ms."""
+        return [f"{self.tag}:dedupe:seen:{slot}" for slot in range(SEEN_SLOTS)]
 
     def recent(self, account_id: str) -> str:
         """An account's latest delivered actions (a bounded list, newest first)."""
@@ -111,6 +115,11 @@ TASKS = f"{PREFIX}:tasks"
 #: The order tasks were first saved in (a list of task ids). Its hash tag is ``TASKS`` itself,
 #: so both keys share a Redis Cluster slot and one script can write them together.
 TASK_ORDER = f"{{{TASKS}}}:order"
+
+
+def seen_field(message_id: str) -> bytes:
+    """A messageId's field in its shard's seen hashes: 12 bytes (96 bits) of its BLAKE2b hash."""
+    return blake2b(message_id.encode(), digest_size=12).digest()
 
 
 def message(message_id: str) -> str:

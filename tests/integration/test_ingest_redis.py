@@ -20,7 +20,7 @@ from redisproc import EXECUTABLE, RedisServer, free_port
 
 from engine.redis.ingest import BacklogFull, Ingestor, IngestUnavailable
 from engine.redis.ingest_lua import SHA, SOURCE, append_shards
-from engine.redis.keys import USERS, ShardKeys, parked_events, shard_of
+from engine.redis.keys import USERS, ShardKeys, parked_events, seen_field, shard_of
 
 pytestmark = pytest.mark.integration
 NO_RETRY = Retry(NoBackoff(), 0)
@@ -34,24 +34,39 @@ def track(mid: str, account: str | None = "acme", user: str = "u1") -> dict[str,
 
 
 def test_script_dedupes_appends_and_flags(redis_client: redis.Redis) -> None:
-    items = [("m1", b'{"k":"track","m":"m1"}'), ("m1", b"{}"), ("m2", b'{"m":"m2"}')]
+    m1, m2 = seen_field("m1"), seen_field("m2")
+    items = [m1, b'{"k":"track","m":"m1"}', m1, b"{}", m2, b'{"m":"m2"}']
     done = append_shards(redis_client, {3: items}, window_s=60, kick_ttl_s=300)[3]
     assert (done.appended, done.duplicates, done.kicked, done.new) == (2, 1, True, (1, 0, 1))
     keys = ShardKeys(3)
-    assert [f for _, f in redis_client.xrange(keys.stream)] == [
-        {b"e": b'{"k":"track","m":"m1"}'},
-        {b"e": b'{"m":"m2"}'},
-    ]
-    assert 55 < redis_client.ttl(keys.dedupe("m1")) <= 60
+    entries = redis_client.xrange(keys.stream)
+    assert [f for _, f in entries] == [{b"e": b'{"k":"track","m":"m1"}'}, {b"e": b'{"m":"m2"}'}]
+    (stamp,) = [at for at in (redis_client.hget(name, m1) for name in keys.seen) if at]
+    assert abs(int(stamp) - int(entries[0][0].decode().partition("-")[0])) <= 5
     assert 295 < redis_client.ttl(keys.kicked) <= 300
-    again = append_shards(redis_client, {3: items[2:]}, window_s=60, kick_ttl_s=300)[3]
+    again = append_shards(redis_client, {3: items[4:]}, window_s=60, kick_ttl_s=300)[3]
     assert (again.appended, again.duplicates, again.kicked) == (0, 1, False)
 
 
-def test_script_refuses_misaligned_keys_and_args(redis_client: redis.Redis) -> None:
+def test_script_refuses_an_event_without_its_json(redis_client: redis.Redis) -> None:
     assert redis_client.script_load(SOURCE) == SHA
-    with pytest.raises(redis.ResponseError, match="same length"):
-        redis_client.evalsha(SHA, 3, "hg:{s00}:stream", "hg:{s00}:kicked", "hg:{s00}:seen:x", 1, 2)
+    keys = ShardKeys(0)
+    names = [keys.stream, keys.kicked, *keys.seen]
+    with pytest.raises(redis.ResponseError, match="two values per event"):
+        redis_client.evalsha(SHA, len(names), *names, 60_000, 300, seen_field("x"))
+
+
+def test_periods_follow_the_servers_clock(redis_client: redis.Redis) -> None:
+    ingestor = Ingestor(redis_client, shards=1, dedupe_window_s=2)  # periods of 1 s
+    ingestor.ingest([track("m1")])
+    time.sleep(1.05)
+    result = ingestor.ingest([track("m1"), track("m2")])
+    assert (result.duplicates, result.message_ids) == (1, ["m2"])
+    keys = ShardKeys(0)
+    (first,) = [name for name in keys.seen if redis_client.hexists(name, seen_field("m1"))]
+    (second,) = [name for name in keys.seen if redis_client.hexists(name, seen_field("m2"))]
+    periods = [int(redis_client.hget(name, "period") or 0) for name in (first, second)]
+    assert first != second and periods[1] > periods[0]
 
 
 def test_dedupe_window_expires(redis_client: redis.Redis) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from apiserver import FakeApi, basic, bearer
 
-from engine.redis.keys import GROUP, ShardKeys
+from engine.redis.keys import GROUP, ShardKeys, seen_field
 
 
 @pytest.fixture
@@ -69,6 +69,22 @@ def test_an_acknowledged_dead_letter_says_why(api: FakeApi) -> None:
     api.redis.xack(keys.stream, GROUP, entry_id)
     found = status(api)
     assert found["status"] == "dead_letter" and found["reason"] == "KeyError: 'x'"
+
+
+def test_an_event_is_found_in_any_dedupe_hash_until_a_window_old(api: FakeApi) -> None:
+    send(api, context={"groupId": "acme"})
+    field = seen_field("m1")
+    (current,) = [name for name in shard_keys(api).seen if api.redis.hexists(name, field)]
+    earlier = next(name for name in shard_keys(api).seen if name != current)
+    at = int(api.redis.hget(current, field) or 0)
+    api.redis.hdel(current, field)
+    api.redis.hset(earlier, field, at)  # as if appended in an earlier period
+    found = status(api)
+    assert found["status"] == "queued" and found["entry_id"] is not None
+    window_ms = api.app.state.services.settings.dedupe_window_s * 1000
+    api.redis.hset(earlier, field, at - window_ms)
+    response = api.http.get("/v1/events/m1", headers=bearer("readonly"))
+    assert response.status_code == 404
 
 
 def test_a_rejected_event_gives_its_field_and_reason(api: FakeApi) -> None:

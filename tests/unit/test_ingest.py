@@ -18,7 +18,7 @@ from redisproc import free_port
 from engine.core.events import BatchProblem
 from engine.redis.ingest import BacklogFull, Ingestor, IngestUnavailable
 from engine.redis.ingest_lua import SHA, script_args
-from engine.redis.keys import REJECTED, ShardKeys, shard_of
+from engine.redis.keys import REJECTED, ShardKeys, seen_field, shard_of
 
 T = "2026-01-05T09:00:00Z"
 T_EPOCH = 1767603600.0
@@ -163,7 +163,42 @@ def test_same_message_id_is_stored_once(fake_redis: redis.Redis) -> None:
     result = ingestor.ingest([track("m2"), track("m3")])
     assert (result.accepted, result.duplicates, result.message_ids) == (1, 1, ["m3"])
     assert [e["m"] for e in entries(fake_redis, 0)] == ["m1", "m2", "m3"]
-    assert 0 < fake_redis.ttl(ShardKeys(0).dedupe("m1")) <= 86_400
+    ((holder, at),) = holders(fake_redis, "m1")
+    period = int(fake_redis.hget(holder, "period") or 0)
+    assert period == at // 43_200_000  # half a window
+    assert fake_redis.pexpiretime(holder) == (period + 4) * 43_200_000
+
+
+def holders(client: redis.Redis, message_id: str, shard: int = 0) -> list[tuple[str, int]]:
+    """The shard's dedupe hashes that hold ``message_id``, with its append time (ms)."""
+    found = [(name, client.hget(name, seen_field(message_id))) for name in ShardKeys(shard).seen]
+    return [(name, int(at)) for name, at in found if at is not None]
+
+
+def test_an_id_of_an_earlier_period_is_a_duplicate_for_a_window(fake_redis: redis.Redis) -> None:
+    ingestor = Ingestor(fake_redis, shards=1, dedupe_window_s=60)
+    ingestor.ingest([track("m1")])
+    ((current, at),) = holders(fake_redis, "m1")
+    earlier = next(name for name in ShardKeys(0).seen if name != current)
+    fake_redis.hdel(current, seen_field("m1"))  # as if appended in an earlier period
+    fake_redis.hset(earlier, seen_field("m1"), at)
+    assert ingestor.ingest([track("m1")]).duplicates == 1
+    fake_redis.hset(earlier, seen_field("m1"), at - 60_000)  # appended a window ago
+    assert ingestor.ingest([track("m1")]).message_ids == ["m1"]
+    assert [e["m"] for e in entries(fake_redis, 0)] == ["m1", "m1"]
+
+
+def test_a_dedupe_hash_is_emptied_when_its_slot_comes_round(fake_redis: redis.Redis) -> None:
+    ingestor = Ingestor(fake_redis, shards=1, dedupe_window_s=60)
+    ingestor.ingest([track("m1")])
+    ((current, _),) = holders(fake_redis, "m1")
+    period = int(fake_redis.hget(current, "period") or 0)
+    fake_redis.hset(current, "period", period - 3)  # as if it held the period three before
+    ingestor.ingest([track("m2")])
+    assert fake_redis.hgetall(current) == {
+        b"period": str(period).encode(),
+        seen_field("m2"): str(holders(fake_redis, "m2")[0][1]).encode(),
+    }
 
 
 def test_derived_message_ids_dedupe_retries(fake_redis: redis.Redis) -> None:
@@ -200,11 +235,12 @@ def test_each_shard_stream_gets_its_accounts_events(fake_redis: redis.Redis) -> 
 
 def test_every_script_key_is_in_the_shards_slot() -> None:
     keys = ShardKeys(7)
-    names, args = script_args(keys, [("m1", b"{}"), ("other:id", b"{}")], 60, 300)
-    assert names[:2] == [keys.stream, keys.kicked]
+    items = [seen_field("m1"), b"{}", seen_field("other:id"), b"{}"]
+    names, args = script_args(keys, items, 60, 300)
+    assert names == [keys.stream, keys.kicked, *keys.seen]
     assert all(name.startswith("hg:{s07}:") for name in names)
     assert len({key_slot(name.encode()) for name in names}) == 1
-    assert args == [60, 300, b"{}", b"{}"]
+    assert args == [60_000, 300, *items]
 
 
 def test_kick_is_called_once_per_newly_flagged_shard(fake_redis: redis.Redis) -> None:
