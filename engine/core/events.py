@@ -106,6 +106,9 @@ class _Call(BaseModel):
         """Default the type to this model's and derive a missing messageId."""
         if not isinstance(data, dict):
             return data
+        given = data.get("messageId")
+        if given and isinstance(given, str) and "type" in data and "message_id" not in data:
+            return data  # nothing to fill in (the common case): no copy
         data = dict(data)
         if "type" not in data:
             data["type"] = cls.model_fields["type"].default
