@@ -164,7 +164,8 @@ class Ingestor:
             )
         call = parse_event(item, kind)
         event = to_core(call, received)
-        event.ts = corrected_timestamp(call, received)
+        if call.sent_at is not None:  # without it, the corrected time is to_core's own
+            event.ts = corrected_timestamp(call, received)
         try:
             return _Valid(index, event, orjson.dumps(event.to_dict()))
         except TypeError as error:
