@@ -19,8 +19,8 @@ from redis.typing import EncodableT
 
 from engine.core.event import Event
 from engine.core.events import BatchProblem, EventError, corrected_timestamp, parse_event, to_core
-from engine.redis.ingest_lua import append_shards
-from engine.redis.keys import REJECTED, ShardKeys, seen_field, shard_of
+from engine.redis.ingest_lua import ShardEvents, append_shards
+from engine.redis.keys import REJECTED, ShardKeys, shard_of
 from engine.redis.routing import RedisRouter, Routed, RoutePlan
 
 #: Segment's limit on one event, measured on its JSON.
@@ -174,8 +174,11 @@ class Ingestor:
     def _check_backlog(self, routed: Iterable[Routed]) -> None:
         """Refuse (before any write) if a target shard's stream is over the backlog limit."""
         limit = self.max_backlog
-        shards = sorted({shard_of(item.account_id, self.shards) for item in routed})
-        if limit is None or not shards:
+        if limit is None:
+            return
+        accounts = {item.account_id for item in routed}
+        shards = sorted({shard_of(account, self.shards) for account in accounts})
+        if not shards:
             return
         pipe = self.client.pipeline(transaction=False)
         for shard in shards:
@@ -209,18 +212,19 @@ class Ingestor:
         An event routed as validated is stored as the JSON validation made of it.
         """
         stored = {item.index: item for item in valid}
-        batches: dict[int, list[bytes]] = {}
+        batches: dict[int, ShardEvents] = {}
         where: list[tuple[int, int]] = []
         for item in routed:
             shard = shard_of(item.account_id, self.shards)
-            items = batches.setdefault(shard, [])
-            where.append((shard, len(items) // 2))
+            events = batches.get(shard)
+            if events is None:
+                events = batches[shard] = ShardEvents()
             known = stored.get(item.index) if item.index is not None else None
             if known is not None and known.event is item.event:
                 payload = known.payload
             else:
                 payload = orjson.dumps(item.event.to_dict())
-            items += (seen_field(item.event.message_id), payload)
+            where.append((shard, events.add(item.event.message_id, payload)))
         done = append_shards(
             self.client, batches, window_s=self.dedupe_window_s, kick_ttl_s=self.kick_ttl_s
         )

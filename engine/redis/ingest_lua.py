@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis import Redis
 from redis.exceptions import NoScriptError
 
-from engine.redis.keys import ShardKeys
+from engine.redis.keys import ShardKeys, seen_field
 
 SOURCE = """\
 -- Append a batch of events to one shard's stream, each only if its messageId was not appended
@@ -27,16 +27,26 @@ SOURCE = """\
 -- {sNN}): valid on a cluster.
 --
 -- KEYS  1 stream  2 kicked flag  3.. the ring of seen hashes (at least 2)
--- ARGV  1 dedupe window (ms)  2 kicked flag TTL (s)  then two per event: the 12-byte hash of
---       its messageId, its JSON (field 'e')
+-- ARGV  1 dedupe window (ms)  2 kicked flag TTL (s)  3 the events' messageId hashes, 12 bytes
+--       each, end to end  4 their JSONs (field 'e'), joined by newlines (JSON has none raw)
 -- A window is split into (#KEYS - 3) periods on this server's clock; period p's ids go to
 -- KEYS[3 + p % (#KEYS - 2)], an id's hash -> its append time (ms), with field 'period' = p. A
--- hash still holding an older period holds nothing appended within the window: it is emptied.
+-- hash still holding an older period holds nothing appended within the window: it is emptied
+-- when it comes round again, and not searched meanwhile.
 -- Returns {appended, duplicates, kicked, flags}: kicked is 1 when this call set the flag
 -- (also on all-duplicate calls: a client retrying after a failed kick re-kicks); flags has
 -- one character per event, '1' appended, '0' duplicate.
-if #ARGV % 2 ~= 0 or #KEYS < 4 then
-  return redis.error_reply('ingest: two values per event, and at least two seen hashes')
+local ids, jsons, from = ARGV[3], {}, 1
+while true do
+  local newline = string.find(ARGV[4], '\\n', from, true)
+  jsons[#jsons + 1] = string.sub(ARGV[4], from, (newline or 0) - 1)
+  if not newline then
+    break
+  end
+  from = newline + 1
+end
+if #ARGV ~= 4 or #KEYS < 4 or #ids ~= 12 * #jsons then
+  return redis.error_reply('ingest: a 12-byte hash per JSON, and at least two seen hashes')
 end
 local window = tonumber(ARGV[1])
 local slots = #KEYS - 2
@@ -53,25 +63,27 @@ if tonumber(redis.call('HGET', current, 'period')) ~= period then
 end
 local others = {}
 for i = 3, #KEYS do
-  if KEYS[i] ~= current then
+  local held = tonumber(redis.call('HGET', KEYS[i], 'period'))
+  if KEYS[i] ~= current and held and held > period - slots then
     others[#others + 1] = KEYS[i]
   end
 end
 local appended, duplicates, flags = 0, 0, {}
-for i = 3, #ARGV, 2 do
+for i, json in ipairs(jsons) do
+  local id = string.sub(ids, 12 * i - 11, 12 * i)
   local seen = false
   for _, key in ipairs(others) do
-    local at = redis.call('HGET', key, ARGV[i])
+    local at = redis.call('HGET', key, id)
     if at and now - tonumber(at) < window then
       seen = true
       break
     end
   end
-  if seen or redis.call('HSETNX', current, ARGV[i], now) == 0 then
+  if seen or redis.call('HSETNX', current, id, now) == 0 then
     duplicates = duplicates + 1
     flags[#flags + 1] = '0'
   else
-    redis.call('XADD', KEYS[1], '*', 'e', ARGV[i + 1])
+    redis.call('XADD', KEYS[1], '*', 'e', json)
     appended = appended + 1
     flags[#flags + 1] = '1'
   end
@@ -96,11 +108,26 @@ class ShardAppend:
     new: tuple[bool, ...]
 
 
+@dataclass(slots=True)
+class ShardEvents:
+    """One shard's events for the script, in order: their messageIds' fields and their JSON."""
+
+    ids: list[bytes] = field(default_factory=list)
+    jsons: list[bytes] = field(default_factory=list)
+
+    def add(self, message_id: str, json: bytes) -> int:
+        """Add an event (compact JSON, as orjson writes it); its position in the batch."""
+        self.ids.append(seen_field(message_id))
+        self.jsons.append(json)
+        return len(self.jsons) - 1
+
+
 def script_args(
-    keys: ShardKeys, items: Sequence[bytes], window_s: int, kick_ttl_s: int
+    keys: ShardKeys, events: ShardEvents, window_s: int, kick_ttl_s: int
 ) -> tuple[list[str], list[bytes | int]]:
-    """KEYS and ARGV for one shard's call; ``items`` is ``seen_field``, JSON, for each event."""
-    return [keys.stream, keys.kicked, *keys.seen], [window_s * 1000, kick_ttl_s, *items]
+    """KEYS and ARGV for one shard's call."""
+    names = [keys.stream, keys.kicked, *keys.seen]
+    return names, [window_s * 1000, kick_ttl_s, b"".join(events.ids), b"\n".join(events.jsons)]
 
 
 def _result(shard: int, reply: Sequence[object]) -> ShardAppend:
@@ -117,19 +144,16 @@ def _result(shard: int, reply: Sequence[object]) -> ShardAppend:
 
 def append_shards(
     client: Redis,
-    batches: Mapping[int, Sequence[bytes]],
+    batches: Mapping[int, ShardEvents],
     *,
     window_s: int,
     kick_ttl_s: int,
 ) -> dict[int, ShardAppend]:
-    """Run the script once per shard, all in one pipeline (EVAL where the script is not cached).
-
-    Each shard's items are ``seen_field(messageId)``, event JSON, for each of its events.
-    """
+    """Run the script once per shard, all in one pipeline (EVAL where the script is not cached)."""
     calls = {
-        shard: script_args(ShardKeys(shard), items, window_s, kick_ttl_s)
-        for shard, items in batches.items()
-        if items
+        shard: script_args(ShardKeys(shard), events, window_s, kick_ttl_s)
+        for shard, events in batches.items()
+        if events.jsons
     }
     if not calls:
         return {}

@@ -19,7 +19,7 @@ from redis.retry import Retry
 from redisproc import EXECUTABLE, RedisServer, free_port
 
 from engine.redis.ingest import BacklogFull, Ingestor, IngestUnavailable
-from engine.redis.ingest_lua import SHA, SOURCE, append_shards
+from engine.redis.ingest_lua import SHA, SOURCE, ShardEvents, append_shards
 from engine.redis.keys import USERS, ShardKeys, parked_events, seen_field, shard_of
 
 pytestmark = pytest.mark.integration
@@ -34,26 +34,32 @@ def track(mid: str, account: str | None = "acme", user: str = "u1") -> dict[str,
 
 
 def test_script_dedupes_appends_and_flags(redis_client: redis.Redis) -> None:
-    m1, m2 = seen_field("m1"), seen_field("m2")
-    items = [m1, b'{"k":"track","m":"m1"}', m1, b"{}", m2, b'{"m":"m2"}']
-    done = append_shards(redis_client, {3: items}, window_s=60, kick_ttl_s=300)[3]
+    events = ShardEvents()
+    for message_id, json in [("m1", b'{"k":"track","m":"m1"}'), ("m1", b"{}"), ("m2", b"{}")]:
+        events.add(message_id, json)
+    done = append_shards(redis_client, {3: events}, window_s=60, kick_ttl_s=300)[3]
     assert (done.appended, done.duplicates, done.kicked, done.new) == (2, 1, True, (1, 0, 1))
     keys = ShardKeys(3)
     entries = redis_client.xrange(keys.stream)
-    assert [f for _, f in entries] == [{b"e": b'{"k":"track","m":"m1"}'}, {b"e": b'{"m":"m2"}'}]
-    (stamp,) = [at for at in (redis_client.hget(name, m1) for name in keys.seen) if at]
+    assert [f for _, f in entries] == [{b"e": b'{"k":"track","m":"m1"}'}, {b"e": b"{}"}]
+    stamps = [redis_client.hget(name, seen_field("m1")) for name in keys.seen]
+    (stamp,) = [at for at in stamps if at is not None]
     assert abs(int(stamp) - int(entries[0][0].decode().partition("-")[0])) <= 5
     assert 295 < redis_client.ttl(keys.kicked) <= 300
-    again = append_shards(redis_client, {3: items[4:]}, window_s=60, kick_ttl_s=300)[3]
-    assert (again.appended, again.duplicates, again.kicked) == (0, 1, False)
+    again = ShardEvents()
+    again.add("m2", b"{}")
+    repeat = append_shards(redis_client, {3: again}, window_s=60, kick_ttl_s=300)[3]
+    assert (repeat.appended, repeat.duplicates, repeat.kicked) == (0, 1, False)
 
 
-def test_script_refuses_an_event_without_its_json(redis_client: redis.Redis) -> None:
+def test_script_refuses_hashes_and_jsons_that_do_not_pair_up(redis_client: redis.Redis) -> None:
     assert redis_client.script_load(SOURCE) == SHA
     keys = ShardKeys(0)
     names = [keys.stream, keys.kicked, *keys.seen]
-    with pytest.raises(redis.ResponseError, match="two values per event"):
-        redis_client.evalsha(SHA, len(names), *names, 60_000, 300, seen_field("x"))
+    for ids, jsons in [(seen_field("x"), b"{}\n{}"), (seen_field("x") * 2, b"{}"), (b"x", b"{}")]:
+        with pytest.raises(redis.ResponseError, match="a 12-byte hash per JSON"):
+            redis_client.evalsha(SHA, len(names), *names, 60_000, 300, ids, jsons)
+    assert not redis_client.exists(keys.stream, *keys.seen)
 
 
 def test_periods_follow_the_servers_clock(redis_client: redis.Redis) -> None:

@@ -17,7 +17,7 @@ from redisproc import free_port
 
 from engine.core.events import BatchProblem
 from engine.redis.ingest import BacklogFull, Ingestor, IngestUnavailable
-from engine.redis.ingest_lua import SHA, script_args
+from engine.redis.ingest_lua import SHA, ShardEvents, script_args
 from engine.redis.keys import REJECTED, ShardKeys, seen_field, shard_of
 
 T = "2026-01-05T09:00:00Z"
@@ -179,9 +179,10 @@ def test_an_id_of_an_earlier_period_is_a_duplicate_for_a_window(fake_redis: redi
     ingestor = Ingestor(fake_redis, shards=1, dedupe_window_s=60)
     ingestor.ingest([track("m1")])
     ((current, at),) = holders(fake_redis, "m1")
-    earlier = next(name for name in ShardKeys(0).seen if name != current)
-    fake_redis.hdel(current, seen_field("m1"))  # as if appended in an earlier period
-    fake_redis.hset(earlier, seen_field("m1"), at)
+    period = int(fake_redis.hget(current, "period") or 0)
+    earlier = ShardKeys(0).seen[(period - 1) % 3]
+    fake_redis.hdel(current, seen_field("m1"))  # as if appended in the period before
+    fake_redis.hset(earlier, mapping={"period": period - 1, seen_field("m1"): at})
     assert ingestor.ingest([track("m1")]).duplicates == 1
     fake_redis.hset(earlier, seen_field("m1"), at - 60_000)  # appended a window ago
     assert ingestor.ingest([track("m1")]).message_ids == ["m1"]
@@ -235,12 +236,13 @@ def test_each_shard_stream_gets_its_accounts_events(fake_redis: redis.Redis) -> 
 
 def test_every_script_key_is_in_the_shards_slot() -> None:
     keys = ShardKeys(7)
-    items = [seen_field("m1"), b"{}", seen_field("other:id"), b"{}"]
-    names, args = script_args(keys, items, 60, 300)
+    events = ShardEvents()
+    assert [events.add("m1", b"{}"), events.add("other:id", b'{"a":1}')] == [0, 1]
+    names, args = script_args(keys, events, 60, 300)
     assert names == [keys.stream, keys.kicked, *keys.seen]
     assert all(name.startswith("hg:{s07}:") for name in names)
     assert len({key_slot(name.encode()) for name in names}) == 1
-    assert args == [60_000, 300, *items]
+    assert args == [60_000, 300, seen_field("m1") + seen_field("other:id"), b'{}\n{"a":1}']
 
 
 def test_kick_is_called_once_per_newly_flagged_shard(fake_redis: redis.Redis) -> None:
