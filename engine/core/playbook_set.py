@@ -54,18 +54,15 @@ class CompiledPlaybook:
     steps: tuple[CompiledStep, ...]
     exit_conditions: tuple[Condition, ...] = ()
     goal_condition: Condition | None = None
+    #: The spec's id, version and mode, copied once: the core reads them for every firing.
+    id: str = field(init=False)
+    version: int = field(init=False)
+    mode: str = field(init=False)
 
-    @property
-    def id(self) -> str:
-        return self.spec.id
-
-    @property
-    def version(self) -> int:
-        return self.spec.version
-
-    @property
-    def mode(self) -> str:
-        return self.spec.mode
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", self.spec.id)
+        object.__setattr__(self, "version", self.spec.version)
+        object.__setattr__(self, "mode", self.spec.mode)
 
     def track_key(self, track: str | None = None, journey: str | None = None) -> str:
         return f"{journey or self.journey}.{track or self.spec.track}"

@@ -28,8 +28,6 @@ MAX_FLAGS = 32
 #: Stored states longer than this are compressed behind a one-byte marker.
 COMPRESS_ABOVE = 128
 COMPRESSED = b"\x00"
-#: The marker's name from when the compression was zlib's deflate.
-DEFLATED = COMPRESSED
 #: How a zstd frame starts; a zlib stream (the older form) never starts this way.
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 ZSTD_LEVEL = 3

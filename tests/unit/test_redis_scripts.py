@@ -12,7 +12,7 @@ import redis
 from redisproc import RedisServer
 
 from engine.core.effects import ActionEffect, Effects, TimerArm, TimerCancel
-from engine.core.state import DEFLATED, AccountState, Timer
+from engine.core.state import COMPRESSED, AccountState, Timer
 from engine.redis import lease
 from engine.redis.keys import GROUP, ShardKeys, shard_of
 from engine.redis.store import DeadLetter, RedisStore, ShardCommit
@@ -149,7 +149,7 @@ def test_accepted_commit_writes_states_timers_outbox_acks_dead_letters_and_count
     assert store.fenced_commit(SHARD, "owner", commit) is True
 
     raw = client.get(KEYS.account(A))
-    assert raw is not None and raw.startswith(DEFLATED)
+    assert raw is not None and raw.startswith(COMPRESSED)
     loaded = store.load([A, B])
     assert loaded[A].to_dict() == armed(big_state(A), TimerArm("t1", 1, 50.5)).to_dict()
     assert loaded[B].to_dict() == AccountState(B, created=2.0).to_dict()
