@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 import zlib
 from typing import Any
@@ -337,6 +338,29 @@ def test_redis_error_mid_call_is_not_swallowed(
     monkeypatch.setattr("engine.redis.ingest.append_shards", fail)
     with pytest.raises(IngestUnavailable):
         ingestor.ingest([track("1")])
+
+
+def test_a_batch_runs_with_the_collector_paused_and_leaves_it_as_it_was(
+    fake_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingestor = Ingestor(fake_redis, shards=1)
+    seen: list[bool] = []
+    plan = ingestor.router.plan
+    monkeypatch.setattr(
+        ingestor.router, "plan", lambda events: seen.append(gc.isenabled()) or plan(events)
+    )
+    ingestor.ingest([track("1")])
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        ingestor.ingest([track("2")])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    monkeypatch.setattr("engine.redis.ingest.append_shards", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        ingestor.ingest([track("3")])
+    assert gc.isenabled()
 
 
 # --- clients and arguments ---------------------------------------------------------------
