@@ -276,13 +276,13 @@ class RedisRouter:
     def plan(self, events: Sequence[Event]) -> RoutePlan:
         """Route a batch in order (reads only): what to append, park, link and release."""
         batch = _distinct(events)
-        want_links = {key for event in batch for key in event_keys(event)}
-        want_parked = {
-            key
-            for event in batch
-            if event.account_id or event.kind == "alias"
-            for key in event_keys(event)
-        }
+        want_links: set[str] = set()
+        want_parked: set[str] = set()
+        for event in batch:
+            keys = event_keys(event)
+            want_links.update(keys)
+            if event.account_id or event.kind == "alias":
+                want_parked.update(keys)
         links: dict[str, str | None] = {}
         stored: dict[str, list[_Stored]] = {}
         bad: dict[str, list[bytes]] = {}
