@@ -8,6 +8,10 @@ after that period ended, so every id appended less than a window ago is found, a
 kept for one to SEEN_SLOTS / (SEEN_SLOTS - 1) windows. Two different ids collide with a
 probability of n / 2**96 for an id checked against n remembered ones: about 10**-20 per event
 at n = 10**9, never in practice.
+
+The periods follow from the window: changing the window can forget ids appended before the
+change (a retry of one is appended again), as moving to these hashes forgot the one key per id
+of earlier versions (``hg:{sNN}:seen:<id>``, left to expire).
 """
 
 from __future__ import annotations
@@ -63,9 +67,11 @@ if tonumber(redis.call('HGET', current, 'period')) ~= period then
 end
 local others = {}
 for i = 3, #KEYS do
-  local held = tonumber(redis.call('HGET', KEYS[i], 'period'))
-  if KEYS[i] ~= current and held and held > period - slots then
-    others[#others + 1] = KEYS[i]
+  if KEYS[i] ~= current then
+    local held = tonumber(redis.call('HGET', KEYS[i], 'period'))
+    if held and held > period - slots then
+      others[#others + 1] = KEYS[i]
+    end
   end
 end
 local appended, duplicates, flags = 0, 0, {}
