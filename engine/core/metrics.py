@@ -2,17 +2,73 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from engine.core.schema import AccountSchema, MetricSpec
 from engine.core.state import HEALTH_HISTORY, AccountState
 
 HOUR = 3600.0
 DAY = 86400.0
+#: What a numeric input is (a bool is not one, checked apart).
+NUMBER = (int, float)
 
 
 def bucket_size(spec: MetricSpec) -> float:
     """Hour buckets for windows up to two days, day buckets beyond: bounded either way."""
     window = spec.window.seconds if spec.window else DAY
     return HOUR if window <= 2 * DAY else DAY
+
+
+class Shape(NamedTuple):
+    """A declared metric as the hot path reads it: its name, kind, bucket and window sizes."""
+
+    name: str
+    last_seen: bool
+    size: float
+    window: float
+
+
+class Part(NamedTuple):
+    """A health component as the hot path reads it; ``span`` is ``good - bad``."""
+
+    weight: float
+    flag: str | None
+    metric: str | None
+    trait: str
+    bad: float
+    span: float
+
+
+class Compiled(NamedTuple):
+    """A schema's metrics and health components, read once instead of on every application."""
+
+    shapes: dict[str, Shape]
+    parts: tuple[Part, ...]
+
+
+def shape(name: str, spec: MetricSpec) -> Shape:
+    window = spec.window.seconds if spec.window else 0.0
+    return Shape(name, spec.kind == "last_seen", bucket_size(spec), window)
+
+
+def compiled(schema: AccountSchema) -> Compiled:
+    """The schema's compiled form, cached by identity (schemas are immutable)."""
+    entry = _COMPILED.get(id(schema))
+    if entry is not None and entry[0] is schema:
+        return entry[1]
+    if len(_COMPILED) >= 64:
+        _COMPILED.clear()
+    parts = tuple(
+        Part(c.weight, c.flag, c.metric, c.trait or "", c.bad, c.good - c.bad)
+        for c in schema.health.components
+    )
+    result = Compiled({n: shape(n, s) for n, s in schema.metrics.items()}, parts)
+    _COMPILED[id(schema)] = (schema, result)
+    return result
+
+
+#: Compiled schemas by id, each kept with its schema so the id cannot be reused meanwhile.
+_COMPILED: dict[int, tuple[AccountSchema, Compiled]] = {}
 
 
 def record(state: AccountState, name: str, spec: MetricSpec, ts: float, amount: float) -> None:
@@ -34,53 +90,68 @@ def record(state: AccountState, name: str, spec: MetricSpec, ts: float, amount: 
         del buckets[old]
 
 
+def _current(buckets: dict[int, float], metric: Shape, now: float) -> float:
+    """The value at ``now`` of one metric's (non-empty) buckets."""
+    if metric.last_seen:
+        return buckets.get(0, 0.0)
+    # Bucket b ends at (b + 1) * size; it counts while that end is after now - window,
+    # that is while b >= floor((now - window) / size).
+    first = (now - metric.window) // metric.size
+    return float(sum([v for b, v in buckets.items() if b >= first]))
+
+
 def value(state: AccountState, name: str, spec: MetricSpec, now: float) -> float:
     """The metric's value at ``now``: the sum of buckets still inside the window."""
     buckets = state.metrics.get(name)
-    if not buckets:
-        return 0.0
-    if spec.kind == "last_seen":
-        return buckets.get(0, 0.0)
-    size = bucket_size(spec)
-    start = now - (spec.window.seconds if spec.window else 0.0)
-    return float(sum(v for b, v in buckets.items() if (b + 1) * size > start))
+    return _current(buckets, shape(name, spec), now) if buckets else 0.0
 
 
 def next_expiry(state: AccountState, name: str, spec: MetricSpec, now: float) -> float | None:
     """When the oldest bucket still counted leaves the window (a crossing time alone may cause)."""
-    if spec.kind == "last_seen" or spec.window is None:
+    return expiry(state.metrics.get(name), shape(name, spec), now)
+
+
+def expiry(buckets: dict[int, float] | None, metric: Shape, now: float) -> float | None:
+    """``next_expiry`` for one metric's buckets and compiled shape."""
+    if metric.last_seen or not buckets:
         return None
-    size = bucket_size(spec)
-    window = spec.window.seconds
-    ends = [(b + 1) * size + window for b in state.metrics.get(name, {})]
-    later = [e for e in ends if e > now]
+    size, window = metric.size, metric.window
+    later = [e for b in buckets if (e := (b + 1) * size + window) > now]
     return min(later) if later else None
 
 
 def metric_values(state: AccountState, schema: AccountSchema, now: float) -> dict[str, float]:
-    return {name: value(state, name, spec, now) for name, spec in schema.metrics.items()}
+    """Every declared metric's value at ``now``."""
+    metrics = state.metrics
+    out: dict[str, float] = {}
+    for metric in compiled(schema).shapes.values():
+        buckets = metrics.get(metric.name)
+        out[metric.name] = _current(buckets, metric, now) if buckets else 0.0
+    return out
 
 
 def health_score(
     state: AccountState, schema: AccountSchema, metrics: dict[str, float], now: float
 ) -> float | None:
     """Weighted components scaled 0-100, plus live manual adjustments, clamped to 0-100."""
-    components = schema.health.components
-    if not components and not state.adjustments:
+    parts = compiled(schema).parts
+    if not parts and not state.adjustments:
         return None
     total = weight = 0.0
-    for c in components:
+    traits = state.traits
+    for c in parts:
         if c.flag:
             score = 0.0 if state.flag_set(c.flag, now) else 100.0
         else:
-            raw = metrics.get(c.metric, 0.0) if c.metric else state.traits.get(c.trait or "")
-            if not isinstance(raw, int | float) or isinstance(raw, bool):
+            raw = metrics.get(c.metric, 0.0) if c.metric else traits.get(c.trait)
+            if not isinstance(raw, NUMBER) or isinstance(raw, bool):
                 continue  # an unknown input does not count, neither for nor against
-            score = (float(raw) - c.bad) / (c.good - c.bad) * 100.0
+            score = (float(raw) - c.bad) / c.span * 100.0
         total += c.weight * min(100.0, max(0.0, score))
         weight += c.weight
     base = total / weight if weight else 50.0
-    base += sum(amount for amount, expiry in state.adjustments if expiry == 0 or expiry > now)
+    if state.adjustments:
+        base += sum(amount for amount, expiry in state.adjustments if expiry == 0 or expiry > now)
     return round(min(100.0, max(0.0, base)), 1)
 
 

@@ -15,7 +15,7 @@ from croniter import croniter
 
 from engine.core.application import JOURNEY_TRAIT, Application
 from engine.core.context import parse_date
-from engine.core.metrics import next_expiry
+from engine.core.metrics import compiled, expiry
 from engine.core.playbook_set import CompiledPlaybook, CompiledTrigger, Followed
 from engine.core.playbooks import DateTrigger
 
@@ -222,11 +222,12 @@ def next_window(app: Application, followed: Followed, outcome: dict[str, bool]) 
             if ended:
                 continue  # a terminal outcome keeps no timers, this one included
         watched.update(names)
-    specs = app.pset.schema.metrics
+    shapes = compiled(app.pset.schema).shapes
     soonest: float | None = None
     for name in watched:
-        if metrics.get(name):  # no buckets, nothing to expire
-            due = next_expiry(app.state, name, specs[name], app.now)
+        buckets = metrics.get(name)
+        if buckets:  # no buckets, nothing to expire
+            due = expiry(buckets, shapes[name], app.now)
             if due is not None and (soonest is None or due < soonest):
                 soonest = due
     return soonest
