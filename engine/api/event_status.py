@@ -24,6 +24,7 @@ import redis
 
 from engine.api.models import EventStatus
 from engine.core.clock import to_datetime
+from engine.redis.ingest_lua import appended_ms
 from engine.redis.keys import (
     GROUP,
     REJECTED,
@@ -77,8 +78,8 @@ class EventLookup:
         now, *stamps = pipe.execute()
         now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
         for position, stamp in enumerate(stamps):
-            if stamp is not None and now_ms - int(stamp) < self.window_s * 1000:
-                return position // SEEN_SLOTS, int(stamp)
+            if stamp is not None and now_ms - appended_ms(stamp) < self.window_s * 1000:
+                return position // SEEN_SLOTS, appended_ms(stamp)
         return None
 
     def _received(self, message_id: str, shard: int, appended_ms: int) -> EventStatus:

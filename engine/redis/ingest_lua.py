@@ -2,12 +2,12 @@
 
 A shard remembers the messageIds it appended in a ring of :data:`SEEN_SLOTS` hashes
 (:attr:`ShardKeys.seen`), each holding the ids of one period of a window / (SEEN_SLOTS - 1) on
-the server's clock: a 12-byte hash of the id (:func:`seen_field`) -> its append time (ms). A
-period's hash is emptied when its slot comes round again, SEEN_SLOTS - 1 periods (one window)
-after that period ended, so every id appended less than a window ago is found, and an id is
-kept for one to SEEN_SLOTS / (SEEN_SLOTS - 1) windows. Two different ids collide with a
-probability of n / 2**96 for an id checked against n remembered ones: about 10**-20 per event
-at n = 10**9, never in practice.
+the server's clock: a 12-byte hash of the id (:func:`seen_field`) -> its append time (ms, read
+by :func:`appended_ms`). A period's hash is emptied when its slot comes round again,
+SEEN_SLOTS - 1 periods (one window) after that period ended, so every id appended less than a
+window ago is found, and an id is kept for one to SEEN_SLOTS / (SEEN_SLOTS - 1) windows. Two
+different ids collide with a probability of n / 2**96 for an id checked against n remembered
+ones: about 10**-20 per event at n = 10**9, never in practice.
 
 The periods follow from the window: changing the window can forget ids appended before the
 change (a retry of one is appended again), as moving to these hashes forgot the one key per id
@@ -34,9 +34,10 @@ SOURCE = """\
 -- ARGV  1 dedupe window (ms)  2 kicked flag TTL (s)  3 the events' messageId hashes, 12 bytes
 --       each, end to end  4 their JSONs (field 'e'), joined by newlines (JSON has none raw)
 -- A window is split into (#KEYS - 3) periods on this server's clock; period p's ids go to
--- KEYS[3 + p % (#KEYS - 2)], an id's hash -> its append time (ms), with field 'period' = p. A
--- hash still holding an older period holds nothing appended within the window: it is emptied
--- when it comes round again, and not searched meanwhile.
+-- KEYS[3 + p % (#KEYS - 2)], an id's hash -> its append time (ms in 6 bytes, big-endian: less
+-- memory than 13 digits), with field 'period' = p. A hash still holding an older period holds
+-- nothing appended within the window: it is emptied when it comes round again, and not searched
+-- meanwhile.
 -- Returns {appended, duplicates, kicked, flags}: kicked is 1 when this call set the flag
 -- (also on all-duplicate calls: a client retrying after a failed kick re-kicks); flags has
 -- one character per event, '1' appended, '0' duplicate.
@@ -51,6 +52,21 @@ while true do
 end
 if #ARGV ~= 4 or #KEYS < 4 or #ids ~= 12 * #jsons then
   return redis.error_reply('ingest: a 12-byte hash per JSON, and at least two seen hashes')
+end
+local function stamp(ms)
+  local bytes = {}
+  for i = 6, 1, -1 do
+    bytes[i] = ms % 256
+    ms = math.floor(ms / 256)
+  end
+  return string.char(bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6])
+end
+local function ms_of(stamped)
+  local ms = 0
+  for i = 1, 6 do
+    ms = ms * 256 + string.byte(stamped, i)
+  end
+  return ms
 end
 local window = tonumber(ARGV[1])
 local slots = #KEYS - 2
@@ -74,18 +90,18 @@ for i = 3, #KEYS do
     end
   end
 end
-local appended, duplicates, flags = 0, 0, {}
+local appended, duplicates, flags, at_now = 0, 0, {}, stamp(now)
 for i, json in ipairs(jsons) do
   local id = string.sub(ids, 12 * i - 11, 12 * i)
   local seen = false
   for _, key in ipairs(others) do
     local at = redis.call('HGET', key, id)
-    if at and now - tonumber(at) < window then
+    if at and now - ms_of(at) < window then
       seen = true
       break
     end
   end
-  if seen or redis.call('HSETNX', current, id, now) == 0 then
+  if seen or redis.call('HSETNX', current, id, at_now) == 0 then
     duplicates = duplicates + 1
     flags[#flags + 1] = '0'
   else
@@ -101,6 +117,11 @@ end
 return {appended, duplicates, kicked, table.concat(flags)}
 """
 SHA = hashlib.sha1(SOURCE.encode()).hexdigest()
+
+
+def appended_ms(stamp: bytes) -> int:
+    """The append time (ms) a seen hash holds for an id: 6 bytes, big-endian."""
+    return int.from_bytes(stamp, "big")
 
 
 @dataclass(frozen=True, slots=True)

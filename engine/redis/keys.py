@@ -77,7 +77,7 @@ class ShardKeys:
 
     @property
     def seen(self) -> list[str]:
-        """The ring of dedupe hashes, one per period: ``seen_field(messageId)`` -> append ms."""
+        """The ring of dedupe hashes, one per period: ``seen_field(messageId)`` -> append time."""
         return [f"{self.tag}:dedupe:seen:{slot}" for slot in range(SEEN_SLOTS)]
 
     def recent(self, account_id: str) -> str:

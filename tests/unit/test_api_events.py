@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from apiserver import FakeApi, basic, bearer
 
+from engine.redis.ingest_lua import appended_ms
 from engine.redis.keys import GROUP, ShardKeys, seen_field
 
 
@@ -76,13 +77,13 @@ def test_an_event_is_found_in_any_dedupe_hash_until_a_window_old(api: FakeApi) -
     field = seen_field("m1")
     (current,) = [name for name in shard_keys(api).seen if api.redis.hexists(name, field)]
     earlier = next(name for name in shard_keys(api).seen if name != current)
-    at = int(api.redis.hget(current, field) or 0)
+    at = appended_ms(api.redis.hget(current, field) or b"")
     api.redis.hdel(current, field)
-    api.redis.hset(earlier, field, at)  # as if appended in an earlier period
+    api.redis.hset(earlier, field, at.to_bytes(6, "big"))  # as if appended in an earlier period
     found = status(api)
     assert found["status"] == "queued" and found["entry_id"] is not None
     window_ms = api.app.state.services.settings.dedupe_window_s * 1000
-    api.redis.hset(earlier, field, at - window_ms)
+    api.redis.hset(earlier, field, (at - window_ms).to_bytes(6, "big"))
     response = api.http.get("/v1/events/m1", headers=bearer("readonly"))
     assert response.status_code == 404
 

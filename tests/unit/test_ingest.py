@@ -18,7 +18,7 @@ from redisproc import free_port
 
 from engine.core.events import BatchProblem
 from engine.redis.ingest import BacklogFull, Ingestor, IngestUnavailable
-from engine.redis.ingest_lua import SHA, ShardEvents, script_args
+from engine.redis.ingest_lua import SHA, ShardEvents, appended_ms, script_args
 from engine.redis.keys import REJECTED, ShardKeys, seen_field, shard_of
 
 T = "2026-01-05T09:00:00Z"
@@ -170,10 +170,15 @@ def test_same_message_id_is_stored_once(fake_redis: redis.Redis) -> None:
     assert fake_redis.pexpiretime(holder) == (period + 4) * 43_200_000
 
 
+def stamp(ms: int) -> bytes:
+    """An append time as the dedupe hashes hold it."""
+    return ms.to_bytes(6, "big")
+
+
 def holders(client: redis.Redis, message_id: str, shard: int = 0) -> list[tuple[str, int]]:
     """The shard's dedupe hashes that hold ``message_id``, with its append time (ms)."""
     found = [(name, client.hget(name, seen_field(message_id))) for name in ShardKeys(shard).seen]
-    return [(name, int(at)) for name, at in found if at is not None]
+    return [(name, appended_ms(at)) for name, at in found if at is not None]
 
 
 def test_an_id_of_an_earlier_period_is_a_duplicate_for_a_window(fake_redis: redis.Redis) -> None:
@@ -183,9 +188,9 @@ def test_an_id_of_an_earlier_period_is_a_duplicate_for_a_window(fake_redis: redi
     period = int(fake_redis.hget(current, "period") or 0)
     earlier = ShardKeys(0).seen[(period - 1) % 3]
     fake_redis.hdel(current, seen_field("m1"))  # as if appended in the period before
-    fake_redis.hset(earlier, mapping={"period": period - 1, seen_field("m1"): at})
+    fake_redis.hset(earlier, mapping={"period": period - 1, seen_field("m1"): stamp(at)})
     assert ingestor.ingest([track("m1")]).duplicates == 1
-    fake_redis.hset(earlier, seen_field("m1"), at - 60_000)  # appended a window ago
+    fake_redis.hset(earlier, seen_field("m1"), stamp(at - 60_000))  # appended a window ago
     assert ingestor.ingest([track("m1")]).message_ids == ["m1"]
     assert [e["m"] for e in entries(fake_redis, 0)] == ["m1", "m1"]
 
@@ -199,7 +204,7 @@ def test_a_dedupe_hash_is_emptied_when_its_slot_comes_round(fake_redis: redis.Re
     ingestor.ingest([track("m2")])
     assert fake_redis.hgetall(current) == {
         b"period": str(period).encode(),
-        seen_field("m2"): str(holders(fake_redis, "m2")[0][1]).encode(),
+        seen_field("m2"): stamp(holders(fake_redis, "m2")[0][1]),
     }
 
 
