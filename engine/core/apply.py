@@ -12,7 +12,7 @@ from engine.core import enforce, timers
 from engine.core.application import JOURNEY_TRAIT, Application, Firing
 from engine.core.effects import Effects
 from engine.core.event import TIMER, Event
-from engine.core.metrics import record, update_health
+from engine.core.metrics import NUMBER, compiled, count, update_health
 from engine.core.playbook_set import CompiledPlaybook, PlaybookSet
 from engine.core.state import MAX_CONTACTS, MAX_TRAITS, AccountState, Contact
 
@@ -102,16 +102,14 @@ def _facts(app: Application, event: Event) -> None:
         contact = state.contacts[event.user_id]
         contact.last_seen = max(contact.last_seen, event.ts)
     if event.kind == "track" and event.name:
-        for name, spec in app.pset.schema.metrics.items():
-            if spec.event != event.name:
-                continue
+        for metric in compiled(app.pset.schema).by_event.get(event.name, ()):
             amount = 1.0
-            if spec.kind == "sum":
-                raw = event.properties.get(spec.property or "")
-                if not isinstance(raw, int | float) or isinstance(raw, bool):
+            if metric.sum_of is not None:
+                raw = event.properties.get(metric.sum_of)
+                if not isinstance(raw, NUMBER) or isinstance(raw, bool):
                     continue
                 amount = float(raw)
-            record(state, name, spec, event.ts, amount)
+            count(state, metric, event.ts, amount)
             app.recorded()
         if event.name == TASK_COMPLETED:
             state.tasks.pop(str(event.properties.get("task_id", "")), None)

@@ -20,12 +20,14 @@ def bucket_size(spec: MetricSpec) -> float:
 
 
 class Shape(NamedTuple):
-    """A declared metric as the hot path reads it: its name, kind, bucket and window sizes."""
+    """A declared metric as the hot path reads it: its name, kind, bucket and window sizes,
+    and for a ``sum``, the property it adds up."""
 
     name: str
     last_seen: bool
     size: float
     window: float
+    sum_of: str | None
 
 
 class Part(NamedTuple):
@@ -44,11 +46,14 @@ class Compiled(NamedTuple):
 
     shapes: dict[str, Shape]
     parts: tuple[Part, ...]
+    #: Track event name -> the metrics it counts, in declaration order.
+    by_event: dict[str, tuple[Shape, ...]]
 
 
 def shape(name: str, spec: MetricSpec) -> Shape:
     window = spec.window.seconds if spec.window else 0.0
-    return Shape(name, spec.kind == "last_seen", bucket_size(spec), window)
+    sum_of = (spec.property or "") if spec.kind == "sum" else None
+    return Shape(name, spec.kind == "last_seen", bucket_size(spec), window, sum_of)
 
 
 def compiled(schema: AccountSchema) -> Compiled:
@@ -62,7 +67,11 @@ def compiled(schema: AccountSchema) -> Compiled:
         Part(c.weight, c.flag, c.metric, c.trait or "", c.bad, c.good - c.bad)
         for c in schema.health.components
     )
-    result = Compiled({n: shape(n, s) for n, s in schema.metrics.items()}, parts)
+    shapes = {n: shape(n, s) for n, s in schema.metrics.items()}
+    by_event: dict[str, tuple[Shape, ...]] = {}
+    for name, spec in schema.metrics.items():
+        by_event[spec.event] = (*by_event.get(spec.event, ()), shapes[name])
+    result = Compiled(shapes, parts, by_event)
     _COMPILED[id(schema)] = (schema, result)
     return result
 
@@ -73,13 +82,17 @@ _COMPILED: dict[int, tuple[AccountSchema, Compiled]] = {}
 
 def record(state: AccountState, name: str, spec: MetricSpec, ts: float, amount: float) -> None:
     """Count an event at its own timestamp (a late event lands in its own bucket)."""
-    buckets = state.metrics.setdefault(name, {})
-    if spec.kind == "last_seen":
+    count(state, shape(name, spec), ts, amount)
+
+
+def count(state: AccountState, metric: Shape, ts: float, amount: float) -> None:
+    """``record`` for a compiled metric."""
+    buckets = state.metrics.setdefault(metric.name, {})
+    if metric.last_seen:
         if ts > buckets.get(0, 0.0):
             buckets[0] = ts
         return
-    size = bucket_size(spec)
-    window = spec.window.seconds if spec.window else 0.0
+    size, window = metric.size, metric.window
     index = int(ts // size)
     newest = max(buckets, default=index)
     floor = int((max(newest, index) * size - window) // size)

@@ -58,13 +58,18 @@ class CompiledPlaybook:
     id: str = field(init=False)
     version: int = field(init=False)
     mode: str = field(init=False)
+    #: ``journey.track`` of the playbook's own track, built once.
+    own_track: str = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "id", self.spec.id)
         object.__setattr__(self, "version", self.spec.version)
         object.__setattr__(self, "mode", self.spec.mode)
+        object.__setattr__(self, "own_track", f"{self.journey}.{self.spec.track}")
 
     def track_key(self, track: str | None = None, journey: str | None = None) -> str:
+        if track is None and journey is None:
+            return self.own_track
         return f"{journey or self.journey}.{track or self.spec.track}"
 
 

@@ -113,7 +113,7 @@ def next_tick(cron: str, timezone: str, after: float) -> float:
 
 def in_outcome(app: Application, playbook: CompiledPlaybook) -> bool:
     """Whether the account sits in a terminal outcome on the playbook's track."""
-    return playbook.journey is not None and _ended(app, playbook.track_key())
+    return playbook.journey is not None and _ended(app, playbook.own_track)
 
 
 def _ended(app: Application, key: str) -> bool:
@@ -131,7 +131,7 @@ def ensure(app: Application) -> None:
     outcome: dict[str, bool] = {}
     timezone: str | None = None
     for playbook, trigger in followed.timed:
-        key = playbook.track_key()
+        key = playbook.own_track
         ended = outcome.get(key)
         if ended is None:
             ended = outcome[key] = in_outcome(app, playbook)
@@ -198,7 +198,7 @@ def reset_inactivity(app: Application, name: str, ts: float) -> None:
         assert spec is not None
         timer_id = trigger_timer(playbook.id, trigger.index)
         app.state.book(playbook.id).marks.pop(trigger.index, None)
-        current = app.state.tracks.get(playbook.track_key())
+        current = app.state.tracks.get(playbook.own_track)
         if spec.in_stage is not None and (current is None or current.stage != spec.in_stage):
             continue
         since = max(ts, current.entered) if spec.in_stage and current else ts
