@@ -30,6 +30,9 @@ class MemoryStore(Store):
     def load(self, account_ids: Iterable[str]) -> dict[str, AccountState]:
         return {a: self._states[a] for a in account_ids if a in self._states}
 
+    def state(self, account_id: str) -> AccountState | None:
+        return self._states.get(account_id)
+
     def commit(self, commit: Commit) -> None:
         for state in commit.states:
             self._states[state.account_id] = state
@@ -65,6 +68,8 @@ class MemoryStore(Store):
         return self._heap[0][0] if self._heap else None
 
     def pending_actions(self, limit: int = 1000) -> list[ActionEffect]:
+        if not self._outbox:
+            return []
         return [a for _, a in zip(range(limit), self._outbox.values(), strict=False)]
 
     def mark_delivered(self, key: str, receipt: str) -> None:

@@ -118,7 +118,7 @@ class Runner:
             self.stats.stale_timers += 1
 
     def _apply(self, account_id: str, event: Event, now: float) -> Effects:
-        state = self.store.load([account_id]).get(account_id) or new_account(account_id, now)
+        state = self.store.state(account_id) or new_account(account_id, now)
         effects = apply(state, event, now, self.pset)
         commit = Commit()
         commit.add(state, effects)

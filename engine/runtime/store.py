@@ -53,6 +53,13 @@ class Commit:
         if id(state) not in self._added:  # by identity: comparing states would be slow
             self._added.add(id(state))
             self.states.append(state)
+        if effects.timers_armed or effects.timers_cancelled:
+            self._add_timers(state, effects)
+        if effects.actions:
+            self.actions += [a for a in effects.actions if a.mode == "live" and a.type in DELIVERED]
+
+    def _add_timers(self, state: AccountState, effects: Effects) -> None:
+        """Net the event's timer arms and cancels into the batch's."""
         account = state.account_id
         armed = {a.timer_id: a for a in effects.timers_armed}
         cancelled = {c.timer_id for c in effects.timers_cancelled}
@@ -64,7 +71,6 @@ class Commit:
                 timer = state.timers.get(timer_id)
                 final = TimerArm(timer_id, timer.generation, timer.due) if timer else None
             self.timers[(account, timer_id)] = final
-        self.actions += [a for a in effects.actions if a.mode == "live" and a.type in DELIVERED]
 
 
 class Store(ABC):
@@ -73,6 +79,10 @@ class Store(ABC):
     @abstractmethod
     def load(self, account_ids: Iterable[str]) -> dict[str, AccountState]:
         """The stored states of these accounts (unknown accounts are absent)."""
+
+    def state(self, account_id: str) -> AccountState | None:
+        """One account's stored state (None for an unknown account)."""
+        return self.load([account_id]).get(account_id)
 
     @abstractmethod
     def commit(self, commit: Commit) -> None:
