@@ -81,7 +81,9 @@ class ShardDrainer:
         self.newest = 0.0
 
     def drain(self, shard: int, max_batches: int = 20) -> DrainReport:
-        """Apply up to ``max_batches`` batches; ``backlog`` says whether entries remain."""
+        """Apply batches until the shard is caught up (a batch short of the batch size) or
+        ``max_batches`` ran; ``backlog`` says whether entries remain. Stopping once caught up
+        keeps a busy shard from holding a worker while other shards' events wait."""
         keys = ShardKeys(shard)
         report = DrainReport(shard)
         token = f"{self.consumer}:{uuid.uuid4().hex[:8]}"
@@ -110,6 +112,8 @@ class ShardDrainer:
                 report.batches += 1
                 report.applied += commit.applied
                 report.dead_letters += len(commit.dead_letters)
+                if len(entries) < self.batch_size:
+                    break  # caught up: what arrives now waits its turn behind other shards
                 lease.renew(self.client, keys, token, self.lease_ms)
             self.store.trim(shard)
             report.backlog = self.store.has_backlog(shard)
