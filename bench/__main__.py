@@ -8,7 +8,7 @@ example playbooks plus generated ones (50 in all) to a temporary directory, and 
    while the workers drain; events/s = N / (first ingest call -> shard counters show all N);
 2. latency: track events at a steady rate (5,000/s), p50/p99 ingest-to-applied
    (bench/latency.py says exactly what is measured);
-3. memory: used_memory delta per account, kept bytes per account, stored state length
+3. memory: bytes kept per account, the used_memory delta per account, stored state length
    (bench/memory.py says what each counts);
 4. baseline: the Hourglass workers stop, Redis is flushed, W workers of ``bench.naive`` (one
    task per event, same store code, core, playbooks and Celery settings) apply a same-shaped
@@ -116,8 +116,8 @@ def run(
         )
         memory = measure(client, before, args.accounts)
         print(
-            f"memory: {memory.bytes_per_account:,.0f} B/account used_memory delta; "
-            f"{memory.account_bytes:,.0f} B/account kept per account; stored state "
+            f"memory: {memory.kept_per_account:,.0f} B/account kept per account; "
+            f"{memory.used_per_account:,.0f} B/account used_memory delta; stored state "
             f"{memory.avg_state_len:,.0f} B on average; by kind: {memory.kinds}",
             flush=True,
         )
@@ -131,7 +131,7 @@ def run(
         "ratio": None if ratio is None else round(ratio, 1),
         "p50_ms": round(latency.p50_ms, 1),
         "p99_ms": round(latency.p99_ms, 1),
-        "bytes_per_account": round(memory.bytes_per_account),
+        "bytes_per_account": round(memory.kept_per_account),
         "workers": args.workers,
         "playbooks": args.playbooks,
         "events": args.events,
@@ -139,7 +139,7 @@ def run(
         "ingest_events_per_s": round(throughput.ingest_events_per_s),
         "latency_rate": args.latency_rate,
         "latency_sent_per_s": round(latency.sent_per_s),
-        "account_bytes": round(memory.account_bytes),
+        "used_memory_per_account": round(memory.used_per_account),
         "per_event": {name: round(value, 2) for name, value in cpu.items()},
         "avg_state_len": round(memory.avg_state_len),
         "machine": about,

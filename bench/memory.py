@@ -1,16 +1,16 @@
 """Redis memory per account, measured three ways.
 
-- ``bytes_per_account``: INFO ``used_memory`` after the run minus before it (both with the
-  workers connected and idle), divided by the accounts. Everything the run left in Redis
-  counts: account states, the timers sorted sets, the accounts sets, the user directory, one
-  dedupe key per event (they expire after the dedupe window, 24 h by default), outbox entries
-  not delivered (no dispatcher runs in the benchmark), the streams' trimmed remains, what
-  MEMORY USAGE leaves out (expiry entries, hash-table slots), and allocator overhead.
-- ``account_bytes``: MEMORY USAGE of what is kept per account for good — its state key (its
-  timers are in it), its member of the shard's timers sorted set (one per account with open
-  timers) and its membership of the shard's accounts set — per account. This is the design's
-  budget ("everything stored per account, not counting streams in flight"), in Redis's own
-  accounting of keys (values, key names, per-key overhead).
+- ``bytes_per_account`` (the headline): MEMORY USAGE of what is kept per account for good —
+  its state key (its timers are in it), its member of the shard's timers sorted set (one per
+  account with open timers) and its membership of the shard's accounts set — per account.
+  This is the design's budget ("everything stored per account, not counting streams in
+  flight"), in Redis's own accounting of keys (values, key names, per-key overhead).
+- ``used_memory_per_account``: INFO ``used_memory`` after the run minus before it (both with
+  the workers connected and idle), divided by the accounts. Everything the run left in Redis
+  counts, including what is not kept per account: the dedupe hashes (each event's id for one
+  to two dedupe windows, 24 h by default), outbox entries not delivered (no dispatcher runs in
+  the benchmark), the user directory, the streams' trimmed remains, what MEMORY USAGE leaves
+  out (expiry entries, hash-table slots), and allocator overhead.
 - ``avg_state_len``: the mean STRLEN of the stored states (engine/core/state.py's stored
   form), so the blob alone.
 """
@@ -50,12 +50,14 @@ class Memory:
     kinds: dict[str, int] = field(default_factory=dict)
 
     @property
-    def bytes_per_account(self) -> float:
-        return self.used_delta / self.accounts
+    def kept_per_account(self) -> float:
+        """What each account keeps for good (the design's budget)."""
+        return sum(self.kinds.get(kind, 0) for kind in PER_ACCOUNT) / self.accounts
 
     @property
-    def account_bytes(self) -> float:
-        return sum(self.kinds.get(kind, 0) for kind in PER_ACCOUNT) / self.accounts
+    def used_per_account(self) -> float:
+        """The ``used_memory`` delta, per account: everything the run left."""
+        return self.used_delta / self.accounts
 
 
 def used_memory(client: redis.Redis) -> int:

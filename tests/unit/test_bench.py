@@ -95,3 +95,4 @@ def test_a_tiny_benchmark_run_prints_the_figures_as_one_json_line() -> None:
     assert abs(figures["ratio"] - ratio) <= 0.1  # the figures are printed rounded
     assert 0 <= figures["p50_ms"] <= figures["p99_ms"]
     assert figures["bytes_per_account"] > figures["avg_state_len"] > 0
+    assert figures["used_memory_per_account"] > 0
