@@ -8,7 +8,7 @@
 - ``used_memory_per_account``: INFO ``used_memory`` after the run minus before it (both with
   the workers connected and idle), divided by the accounts. Everything the run left in Redis
   counts, including what is not kept per account: the dedupe hashes (each event's id for one
-  to two dedupe windows, 24 h by default), outbox entries not delivered (no dispatcher runs in
+  to 1.5 dedupe windows, 24 h by default), outbox entries not delivered (no dispatcher runs in
   the benchmark), the user directory, the streams' trimmed remains, what MEMORY USAGE leaves
   out (expiry entries, hash-table slots), and allocator overhead.
 - ``avg_state_len``: the mean STRLEN of the stored states (engine/core/state.py's stored

@@ -10,6 +10,7 @@ from typing import Any
 import redis
 
 from engine.core.clock import Clock, SystemClock
+from engine.core.collector import settle
 from engine.core.playbook_set import PlaybookSet
 from engine.redis import lease
 from engine.redis.clock import RedisClock
@@ -17,7 +18,6 @@ from engine.redis.drain import ShardDrainer
 from engine.redis.keys import ShardKeys
 from engine.redis.playbook_sets import LivePlaybooks, PlaybookSets
 from engine.redis.store import RedisStore
-from engine.runtime.heap import settle
 from engine.settings import settings
 from workers.app import SHARDS_QUEUE, app
 

@@ -9,7 +9,6 @@ padding, printf widths) are refused or bounded before they allocate anything.
 from __future__ import annotations
 
 import functools
-import gc
 import math
 import re
 import time
@@ -28,6 +27,8 @@ from jinja2.exceptions import TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 from jinja2.visitor import NodeTransformer
+
+from engine.core.collector import collector_paused
 
 if TYPE_CHECKING:
     from jinja2.nodes import EvalContext
@@ -549,27 +550,26 @@ class CompiledTemplate:
         """Render with plain data; raise TemplateError on errors or when a cap is passed."""
         # The garbage collector runs in this thread and may take its time over a large heap:
         # it is paused while rendering, so the time cap measures the template alone.
-        collecting = gc.isenabled()
-        gc.disable()
-        state = _RenderState(max_chars, max_seconds, context)
-        token = _STATE.set(state)
-        stream = cast(Generator[str, None, None], self.template.generate(context))
-        chunks: list[str] = []
-        size = 0
-        try:
-            for chunk in stream:
-                size += len(chunk)
-                if size > max_chars:
-                    raise TemplateError(f"output exceeds {max_chars} characters", name=self.name)
-                chunks.append(chunk)
-                state.tick()
-        except Exception as exc:
-            raise self._error(exc) from exc
-        finally:
-            stream.close()
-            _STATE.reset(token)
-            if collecting:
-                gc.enable()
+        with collector_paused():
+            state = _RenderState(max_chars, max_seconds, context)
+            token = _STATE.set(state)
+            stream = cast(Generator[str, None, None], self.template.generate(context))
+            chunks: list[str] = []
+            size = 0
+            try:
+                for chunk in stream:
+                    size += len(chunk)
+                    if size > max_chars:
+                        raise TemplateError(
+                            f"output exceeds {max_chars} characters", name=self.name
+                        )
+                    chunks.append(chunk)
+                    state.tick()
+            except Exception as exc:
+                raise self._error(exc) from exc
+            finally:
+                stream.close()
+                _STATE.reset(token)
         return "".join(chunks)
 
     def _error(self, exc: Exception) -> TemplateError:

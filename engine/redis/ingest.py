@@ -7,10 +7,9 @@ as accepted before it is in Redis: a Redis error raises :class:`IngestUnavailabl
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +17,7 @@ import orjson
 import redis
 from redis.typing import EncodableT
 
+from engine.core.collector import collector_paused
 from engine.core.event import Event
 from engine.core.events import BatchProblem, EventError, corrected_timestamp, parse_event, to_core
 from engine.redis.ingest_lua import ShardEvents, append_shards
@@ -72,18 +72,6 @@ class _Valid:
     payload: bytes
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector (a batch's objects are freed by reference counting)."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
 def _json(value: Any) -> bytes:
     """Compact JSON of a raw payload (stdlib fallback for what orjson refuses)."""
     try:
@@ -133,7 +121,7 @@ class Ingestor:
         # A collection in the middle of a batch would promote its objects to older generations,
         # and so bring on full collections over the whole heap (~4 us an event on a large one);
         # the batch's objects are gone when _store returns.
-        with _collector_paused():
+        with collector_paused():
             return self._store(raw, received_at, kind)
 
     def _store(

@@ -23,11 +23,11 @@ from typing import IO, Any
 import orjson
 
 from engine.core.clock import VirtualClock
+from engine.core.collector import settle
 from engine.core.effects import ActionEffect
 from engine.core.event import Event
 from engine.core.playbook_set import PlaybookSet
 from engine.core.state import AccountState
-from engine.runtime.heap import settle
 from engine.runtime.memory import MemoryStore
 from engine.runtime.runner import Runner, RunnerStats
 from engine.runtime.store import Commit

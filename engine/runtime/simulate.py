@@ -11,9 +11,9 @@ from typing import IO, Any
 import orjson
 
 from engine.core.clock import VirtualClock, iso
+from engine.core.collector import settle
 from engine.core.effects import ActionEffect
 from engine.core.playbook_set import PlaybookSet
-from engine.runtime.heap import settle
 from engine.runtime.partitions import Partitioned
 from engine.runtime.runner import Runner, RunnerStats
 from engine.runtime.timeline import BadLine, read_timeline
