@@ -539,6 +539,8 @@ class CompiledTemplate:
     kind: TemplateKind
     source: str = field(repr=False)
     template: Template = field(repr=False)
+    #: Text and ``{{ a.b }}`` paths, when that is all a text template is (see ``_substitute``).
+    parts: tuple[str | tuple[str, ...], ...] | None = field(default=None, repr=False)
 
     def render(
         self,
@@ -548,6 +550,10 @@ class CompiledTemplate:
         max_seconds: float = MAX_RENDER_SECONDS,
     ) -> str:
         """Render with plain data; raise TemplateError on errors or when a cap is passed."""
+        if self.parts is not None:
+            text = _substitute(self.parts, context, max_chars)
+            if text is not None:
+                return text
         # The garbage collector runs in this thread and may take its time over a large heap:
         # it is paused while rendering, so the time cap measures the template alone.
         with collector_paused():
@@ -584,6 +590,56 @@ class CompiledTemplate:
         return TemplateError(reason, line=line, name=self.name)
 
 
+_PLAIN_PATH = re.compile(r"\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\}\}", re.ASCII)
+_MARKUP = ("{{", "{%", "{#", "}}", "%}", "#}")
+
+
+def _plain_parts(source: str) -> tuple[str | tuple[str, ...], ...] | None:
+    """The template as text and ``{{ a.b.c }}`` paths, or None when it holds anything else
+    (filters, tags, comments) or text Jinja rewrites (line endings, a trailing newline)."""
+    if "\r" in source or source.endswith("\n"):
+        return None
+    parts: list[str | tuple[str, ...]] = []
+    start = 0
+    for match in _PLAIN_PATH.finditer(source):
+        parts += [source[start : match.start()], tuple(match.group(1).split("."))]
+        start = match.end()
+    parts.append(source[start:])
+    texts = [part for part in parts if isinstance(part, str)]
+    if any(mark in text for text in texts for mark in _MARKUP):
+        return None
+    return tuple(part for part in parts if part != "")
+
+
+def _substitute(
+    parts: tuple[str | tuple[str, ...], ...], context: Mapping[str, Any], max_chars: int
+) -> str | None:
+    """Render a plain template without Jinja: each path read from dicts by key, each value a
+    string, number, bool or None (written as Jinja writes it). None whenever Jinja could say
+    otherwise (a missing value, an attribute, another type, too long): Jinja then renders."""
+    out: list[str] = []
+    size = 0
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+            size += len(part)
+            continue
+        value: Any = context
+        for name in part:
+            if not isinstance(value, dict) or hasattr(type(value), name) or name not in value:
+                return None
+            value = value[name]
+        if type(value) not in _PLAIN_VALUES:
+            return None
+        text = str(value)
+        out.append(text)
+        size += len(text)
+    return "".join(out) if size <= max_chars else None
+
+
+_PLAIN_VALUES = frozenset({str, int, float, bool, type(None)})
+
+
 @functools.lru_cache(maxsize=512)
 def _compile(source: str, kind: TemplateKind, name: str) -> CompiledTemplate:
     env = environment(kind)
@@ -596,7 +652,8 @@ def _compile(source: str, kind: TemplateKind, name: str) -> CompiledTemplate:
     except RecursionError as exc:
         raise TemplateError("template is nested too deeply", name=name) from exc
     template = env.template_class.from_code(env, code, env.make_globals(None))
-    return CompiledTemplate(name=name, kind=kind, source=source, template=template)
+    parts = _plain_parts(source) if kind == "text" else None
+    return CompiledTemplate(name=name, kind=kind, source=source, template=template, parts=parts)
 
 
 def compile_template(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -377,3 +377,74 @@ def test_the_collector_is_paused_only_while_rendering() -> None:
         assert not gc.isenabled()  # a caller's choice is left as it was
     finally:
         gc.enable()
+
+
+# -- plain templates: text and {{ a.b }} paths, rendered without Jinja ------------------------
+
+PLAIN_CONTEXT: dict[str, Any] = {
+    "account": {
+        "id": "acct-1",
+        "traits": {
+            "name": "Acme Ünïcode",
+            "seats": 40,
+            "mrr": 1200.0,
+            "vip": True,
+            "nothing": None,
+        },
+        "metrics": {"logins_7d": 0},
+        "items": {"x": 1},
+        "when": date(2026, 1, 2),
+        "people": ["a", "b"],
+    },
+    "event": {"properties": {"score": 3}},
+}
+PLAIN_TEMPLATES = [
+    "No placeholders at all { with braces } here",
+    "{{ account.traits.name }}",
+    "Hi {{account.traits.name}}, {{ account.traits.seats }} seats at {{ account.traits.mrr }} MRR",
+    "{{ account.traits.vip }} / {{ account.traits.nothing }} / {{ account.metrics.logins_7d }}",
+    "Line one\nLine two {{ event.properties.score }}/10",
+    "{{ account.traits.missing }}",  # Jinja's error, named
+    "{{ account.items }}",  # a dict method's name: Jinja's attribute rules apply
+    "{{ account.traits.keys }}",
+    "{{ account.when }} {{ account.people }}",  # other types: Jinja writes them
+    "{{ nobody.here }}",
+    "{{ account.traits.name | upper }}",  # a filter: not plain
+    "{% if true %}x{% endif %}",
+    "trailing newline {{ account.id }}\n",
+]
+
+
+@pytest.mark.parametrize("source", PLAIN_TEMPLATES)
+def test_plain_templates_render_exactly_as_jinja_does(source: str) -> None:
+    from dataclasses import replace
+
+    fast = compile_template(source)
+    jinja = replace(fast, parts=None)
+    try:
+        expected: str | None = jinja.render(PLAIN_CONTEXT)
+    except TemplateError as error:
+        expected = None
+        with pytest.raises(TemplateError) as raised:
+            fast.render(PLAIN_CONTEXT)
+        assert str(raised.value) == str(error)  # the same message: Jinja rendered it
+    if expected is not None:
+        assert fast.render(PLAIN_CONTEXT) == expected
+
+
+def test_which_templates_skip_jinja() -> None:
+    plain = [t for t in PLAIN_TEMPLATES if compile_template(t).parts is not None]
+    assert plain == PLAIN_TEMPLATES[:10]
+    substituted = [
+        t
+        for t in plain
+        if templates._substitute(compile_template(t).parts or (), PLAIN_CONTEXT, 100)
+    ]
+    assert substituted == PLAIN_TEMPLATES[:5]  # the rest: missing, attributes, other types
+    assert compile_template("<b>{{ account.id }}</b>", kind="html").parts is None  # escaping
+
+
+def test_a_plain_template_over_the_output_cap_is_refused_as_before() -> None:
+    template = compile_template("{{ account.traits.name }}{{ account.traits.name }}")
+    with pytest.raises(TemplateError, match="exceeds 20 characters"):
+        template.render(PLAIN_CONTEXT, max_chars=20)
