@@ -52,6 +52,15 @@ def fake_redis() -> redis.Redis:
     return fakeredis.FakeRedis(server=fakeredis.FakeServer())
 
 
+@pytest.fixture(params=["fakeredis", "redis"])
+def either_redis(request: pytest.FixtureRequest) -> redis.Redis:
+    """fakeredis, then the session's redis-server: a test using it runs on both."""
+    fixture: redis.Redis = request.getfixturevalue(
+        "fake_redis" if request.param == "fakeredis" else "redis_client"
+    )
+    return fixture
+
+
 @pytest.fixture
 def redis_store(redis_client: redis.Redis) -> RedisStore:
     """A RedisStore on the session's redis-server (empty)."""

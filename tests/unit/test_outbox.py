@@ -29,12 +29,9 @@ ACCOUNT = next(f"acct-{i}" for i in range(1000) if shard_of(f"acct-{i}", SHARDS)
 NOW = 1_800_000_000.0
 
 
-@pytest.fixture(params=["fakeredis", "redis"])
-def client(request: pytest.FixtureRequest) -> redis.Redis:
-    fixture: redis.Redis = request.getfixturevalue(
-        "fake_redis" if request.param == "fakeredis" else "redis_client"
-    )
-    return fixture
+@pytest.fixture
+def client(either_redis: redis.Redis) -> redis.Redis:
+    return either_redis
 
 
 class Jitter:

@@ -22,12 +22,9 @@ SHARD = 3
 KEYS = ShardKeys(SHARD)
 
 
-@pytest.fixture(params=["fakeredis", "redis"])
-def client(request: pytest.FixtureRequest) -> redis.Redis:
-    fixture: redis.Redis = request.getfixturevalue(
-        "fake_redis" if request.param == "fakeredis" else "redis_client"
-    )
-    return fixture
+@pytest.fixture
+def client(either_redis: redis.Redis) -> redis.Redis:
+    return either_redis
 
 
 @pytest.fixture

@@ -30,12 +30,9 @@ from engine.runtime.store import Commit, DueTimer
 KEYS = ShardKeys(SHARD)
 
 
-@pytest.fixture(params=["fakeredis", "redis"])
-def client(request: pytest.FixtureRequest) -> redis.Redis:
-    fixture: redis.Redis = request.getfixturevalue(
-        "fake_redis" if request.param == "fakeredis" else "redis_client"
-    )
-    return fixture
+@pytest.fixture
+def client(either_redis: redis.Redis) -> redis.Redis:
+    return either_redis
 
 
 @pytest.fixture
