@@ -13,6 +13,9 @@ from hashlib import blake2b
 PREFIX = "hg"
 #: A shard's dedupe hashes, one per period of a window / (SEEN_SLOTS - 1) (ingest_lua.py).
 SEEN_SLOTS = 3
+#: A shard's receipt hashes, one per period of the receipt retention / (RECEIPT_SLOTS - 1)
+#: (engine/redis/lua/receipts.lua).
+RECEIPT_SLOTS = 3
 #: The consumer group every shard stream is read with.
 GROUP = "appliers"
 
@@ -71,8 +74,16 @@ class ShardKeys:
         return f"{self.tag}:outbox:queue"
 
     @property
-    def delivered(self) -> str:
-        """Hash: idempotency key -> delivery receipt."""
+    def receipts(self) -> list[str]:
+        """The ring of receipt hashes, one per period: idempotency key -> delivery receipt."""
+        return [f"{self.tag}:delivered:{slot}" for slot in range(RECEIPT_SLOTS)]
+
+    @property
+    def legacy_receipts(self) -> str:
+        """The earlier versions' one receipts hash (idempotency key -> receipt), never pruned.
+
+        Nothing adds receipts to it any more: it is read until it ages out (lua/receipts.lua).
+        """
         return f"{self.tag}:delivered"
 
     @property

@@ -7,6 +7,11 @@ them lets them come due again), then record ``delivered`` or ``failed``. Failed 
 counted per key; a retry waits ``jitter * min(cap, base * 2^(attempts-1))`` seconds, and after
 the last attempt (or a non-retryable error) the entry becomes an outbox dead letter that ops can
 list, replay or discard. Every state change is one Lua script over the shard's keys.
+
+A delivery leaves a receipt under its idempotency key, which the commit reads so that an action
+decided again (a redelivered or replayed event) is not queued again. Receipts are kept for a
+retention, then dropped a period's worth at a time (``lua/receipts.lua``): one to 1.5
+retentions, 30 days by default (``HOURGLASS_RECEIPT_RETENTION_S``).
 """
 
 from __future__ import annotations
@@ -24,12 +29,16 @@ from redis.typing import EncodableT
 from engine.core.effects import ActionEffect
 from engine.redis import keys as k
 from engine.redis.keys import ShardKeys
-from engine.redis.scripts import MAX_ERROR, LuaScript
+from engine.redis.scripts import MAX_ERROR, RECEIPTS, LuaScript
 
 CLAIM = LuaScript.load("outbox_claim")
-DELIVERED = LuaScript.load("outbox_delivered")
+DELIVERED = LuaScript.load("outbox_delivered", RECEIPTS)
 FAILED = LuaScript.load("outbox_failed")
-REPLAY = LuaScript.load("outbox_replay")
+REPLAY = LuaScript.load("outbox_replay", RECEIPTS)
+RECEIPT = LuaScript.load("receipt", RECEIPTS)
+
+#: How long a delivery's receipt is honoured at least (the setting's default).
+RECEIPT_RETENTION_S = 30 * 86_400
 
 #: Backoff of the first retry, doubled per failed attempt, capped.
 BACKOFF_BASE_S = 2.0
@@ -96,9 +105,12 @@ class Outbox:
         jitter: Jitter = random.random,
         base_s: float = BACKOFF_BASE_S,
         cap_s: float = BACKOFF_CAP_S,
+        receipt_retention_s: float = RECEIPT_RETENTION_S,
     ) -> None:
         if shards < 1:
             raise ValueError(f"shards must be at least 1, not {shards}")
+        if receipt_retention_s < 0.001:
+            raise ValueError(f"receipt retention must be at least 1 ms, not {receipt_retention_s}")
         if client.get_encoder().decode_responses:
             raise ValueError("Outbox needs decode_responses=False: entries are raw JSON bytes")
         self.client = client
@@ -106,6 +118,7 @@ class Outbox:
         self.jitter = jitter
         self.base_s = base_s
         self.cap_s = cap_s
+        self.receipt_retention_ms = round(receipt_retention_s * 1000)
 
     def _keys(self, shard: int) -> ShardKeys:
         if not 0 <= shard < self.shards:
@@ -141,8 +154,9 @@ class Outbox:
             k.outbox_attempts(shard),
             k.outbox_errors(shard),
             k.outbox_dead(shard),
-            keys.delivered,
+            keys.legacy_receipts,
             keys.recent(action.account if action else ""),
+            *keys.receipts,
         ]
         summary = b""
         if action is not None:
@@ -150,7 +164,9 @@ class Outbox:
                 {"key": action.key, "type": action.type, "playbook": action.playbook,
                  "at": action.at, "receipt": receipt[:200]}
             )  # fmt: skip
-        return bool(DELIVERED(self.client, script_keys, [key, receipt, summary, RECENT_DELIVERIES]))
+        args: list[EncodableT] = [key, receipt, summary]
+        args += [RECENT_DELIVERIES, self.receipt_retention_ms]
+        return bool(DELIVERED(self.client, script_keys, args))
 
     def failed(
         self,
@@ -213,8 +229,9 @@ class Outbox:
         return _text(self.client.hget(k.outbox_errors(shard), key))
 
     def receipt(self, shard: int, key: str) -> str | None:
-        """The receipt recorded for a delivered key, if any."""
-        return _text(self.client.hget(self._keys(shard).delivered, key))
+        """The receipt recorded for a delivered key, while it is honoured."""
+        keys = self._keys(shard)
+        return _text(RECEIPT(self.client, [keys.legacy_receipts, *keys.receipts], [key]))
 
     # -- dead letters --------------------------------------------------------------------------
 
@@ -245,7 +262,13 @@ class Outbox:
     def replay(self, shard: int, key: str, now: float) -> bool:
         """Put a dead letter back in the outbox, due at ``now``, attempts reset."""
         keys = self._keys(shard)
-        script_keys = [keys.outbox, keys.outbox_queue, k.outbox_dead(shard), keys.delivered]
+        script_keys = [
+            keys.outbox,
+            keys.outbox_queue,
+            k.outbox_dead(shard),
+            keys.legacy_receipts,
+            *keys.receipts,
+        ]
         return bool(REPLAY(self.client, script_keys, [key, repr(float(now))]))
 
     def discard(self, shard: int, key: str) -> bool:

@@ -36,9 +36,12 @@ class LuaScript:
     sha: str
 
     @classmethod
-    def load(cls, name: str) -> LuaScript:
-        """The script ``lua/<name>.lua`` shipped with this package."""
-        source = files("engine.redis").joinpath("lua", f"{name}.lua").read_text("utf-8")
+    def load(cls, name: str, *libraries: str) -> LuaScript:
+        """The script ``lua/<name>.lua`` shipped with this package, after the ``lua/*.lua``
+        libraries (local functions) it uses."""
+        lua = files("engine.redis").joinpath("lua")
+        source = "".join(lua.joinpath(f"{part}.lua").read_text("utf-8") for part in libraries)
+        source += lua.joinpath(f"{name}.lua").read_text("utf-8")
         return cls(name, source, hashlib.sha1(source.encode()).hexdigest())
 
     def __call__(self, client: Redis, keys: Sequence[str], args: Sequence[EncodableT]) -> Any:
@@ -49,7 +52,9 @@ class LuaScript:
             return client.eval(self.source, len(keys), *keys, *args)
 
 
-COMMIT = LuaScript.load("commit")
+#: The library of the scripts that read or record delivery receipts.
+RECEIPTS = "receipts"
+COMMIT = LuaScript.load("commit", RECEIPTS)
 POP_TIMERS = LuaScript.load("pop_timers")
 TRIM = LuaScript.load("trim")
 BACKLOG = LuaScript.load("backlog")
@@ -103,11 +108,12 @@ def commit_call(
         keys.timers,
         keys.outbox,
         keys.outbox_queue,
-        keys.delivered,
+        keys.legacy_receipts,
         keys.stream,
         keys.dead_letters,
         keys.counters,
         *(keys.account(s.account_id) for s in batch.states),
+        *keys.receipts,
     ]
     args: list[EncodableT] = [token, GROUP, batch.applied, len(batch.states)]
     for state in batch.states:

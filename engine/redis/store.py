@@ -32,6 +32,7 @@ from engine.core.effects import ActionEffect
 from engine.core.state import AccountState
 from engine.redis import keys as k
 from engine.redis.keys import GROUP, ShardKeys, shard_of
+from engine.redis.outbox import RECEIPT_RETENTION_S, Outbox
 from engine.redis.scripts import (
     BACKLOG,
     COMMIT,
@@ -54,7 +55,14 @@ _ENTRY_ID = re.compile(r"\d+-\d+")
 class RedisStore(Store):
     """The production store, over a ``redis.Redis`` client that returns bytes."""
 
-    def __init__(self, client: Redis, *, shards: int = 16, dedupe_window_s: int = 86400) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        shards: int = 16,
+        dedupe_window_s: int = 86400,
+        receipt_retention_s: float = RECEIPT_RETENTION_S,
+    ) -> None:
         if client.get_encoder().decode_responses:
             raise ValueError("RedisStore needs decode_responses=False: states are binary")
         if shards < 1:
@@ -62,6 +70,8 @@ class RedisStore(Store):
         self.client = client
         self.shards = shards
         self.dedupe_window_s = dedupe_window_s
+        #: Records and reads delivery receipts (for ``mark_delivered`` and ``delivery``).
+        self.outbox = Outbox(client, shards, receipt_retention_s=receipt_retention_s)
         self._keys = [ShardKeys(s) for s in range(shards)]
 
     @classmethod
@@ -207,28 +217,20 @@ class RedisStore(Store):
         pipe = self.client.pipeline(transaction=False)
         for keys in self._keys:
             pipe.hexists(keys.outbox, key)
-            pipe.hexists(keys.delivered, key)
-        known = pipe.execute()
-        shards = [s for s in range(self.shards) if known[2 * s] or known[2 * s + 1]]
+        pending = pipe.execute()
+        shards = [
+            s for s in range(self.shards) if pending[s] or self.outbox.receipt(s, key) is not None
+        ]
         for shard in shards or range(self.shards):
             self.deliver(shard, key, receipt)
 
     def deliver(self, shard: int, key: str, receipt: str) -> bool:
-        """Move an outbox entry of the shard to delivered; True if it was in the outbox."""
-        keys = self._keys[shard]
-        pipe: Pipeline = self.client.pipeline(transaction=True)
-        pipe.hdel(keys.outbox, key)
-        pipe.zrem(keys.outbox_queue, key)
-        pipe.hset(keys.delivered, key, receipt)
-        removed, _, _ = pipe.execute()
-        return bool(removed)
+        """Move an outbox entry of the shard to its receipts; True if it was in the outbox."""
+        return self.outbox.delivered(shard, key, receipt)
 
     def delivery(self, key: str) -> str | None:
-        pipe = self.client.pipeline(transaction=False)
-        for keys in self._keys:
-            pipe.hget(keys.delivered, key)
-        receipt = next((r for r in pipe.execute() if r is not None), None)
-        return receipt.decode() if receipt is not None else None
+        receipts = (self.outbox.receipt(shard, key) for shard in range(self.shards))
+        return next((receipt for receipt in receipts if receipt is not None), None)
 
     # -- dedupe and tasks --------------------------------------------------------------------
 

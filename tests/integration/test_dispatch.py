@@ -99,11 +99,13 @@ def email(key: str, to: str) -> ActionEffect:
 
 
 def delivered(client: redis.Redis) -> dict[str, str]:
-    """Every recorded delivery over the shards: key -> receipt."""
+    """Every recorded delivery over the shards' receipt hashes: key -> receipt."""
     out: dict[str, str] = {}
     for shard in range(SHARDS):
-        rows: Any = client.hgetall(ShardKeys(shard).delivered)
-        out.update({key.decode(): receipt.decode() for key, receipt in rows.items()})
+        for receipts in ShardKeys(shard).receipts:
+            rows: Any = client.hgetall(receipts)
+            rows.pop(b"live_until", None)
+            out.update({key.decode(): receipt.decode() for key, receipt in rows.items()})
     return out
 
 

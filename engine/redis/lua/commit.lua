@@ -3,15 +3,16 @@
 -- token, nothing is written unless the shard's lease is still held by that token (an expired
 -- or stolen lease writes nothing).
 --
--- KEYS  1 lease  2 accounts  3 timers  4 outbox  5 outbox queue  6 delivered  7 stream
---       8 dead letters  9 counters  10.. one account key per state
+-- KEYS  1 lease  2 accounts  3 timers  4 outbox  5 outbox queue  6 the earlier versions'
+--       receipts hash  7 stream  8 dead letters  9 counters  10.. one account key per state,
+--       then the ring of receipt hashes (receipts.lua)
 -- ARGV  1 token ('' = unfenced)  2 consumer group  3 applied (counter increment)
 --       then four counted sections, each "n, items...":
 --       states        (account id, state blob, earliest due timer or '')
 --                                                      -> SET + SADD accounts, and ZADD the
 --                                                         account to timers (ZREM with '')
 --       actions       (idempotency key, json, score)   -> HSETNX outbox + ZADD NX queue,
---                                                         unless already delivered
+--                                                         unless a live receipt has the key
 --       acks          (entry id)                       -> XACK
 --       dead letters  (entry id, entry, account, error) -> XADD dlq + XACK
 -- Returns 1, or 0 when the lease is not held by the token.
@@ -26,7 +27,8 @@ local function take()
   return value
 end
 
-for s = 1, tonumber(take()) do
+local states = tonumber(take())
+for s = 1, states do
   local account, blob, due = take(), take(), take()
   redis.call('SET', KEYS[9 + s], blob)
   redis.call('SADD', KEYS[2], account)
@@ -37,9 +39,14 @@ for s = 1, tonumber(take()) do
   end
 end
 
-for _ = 1, tonumber(take()) do
+local actions = tonumber(take())
+local delivered = {}
+if actions > 0 then
+  delivered = live_receipts({KEYS[6], unpack(KEYS, 10 + states)}, receipts_now())
+end
+for _ = 1, actions do
   local key, action, score = take(), take(), take()
-  if redis.call('HEXISTS', KEYS[6], key) == 0
+  if not find_receipt(delivered, key)
       and redis.call('HSETNX', KEYS[4], key, action) == 1 then
     redis.call('ZADD', KEYS[5], 'NX', score, key)
   end
