@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     lease_ms: int = Field(default=30_000, ge=100)
     #: How long a messageId is remembered for deduplication.
     dedupe_window_s: int = Field(default=86_400, ge=1)
+    #: How long a delivered action's receipt is kept at least (kept up to 1.5 times this): an
+    #: action decided again within it (a redelivered or replayed event) is not sent again.
+    receipt_retention_s: int = Field(default=30 * 86_400, ge=3600)
     #: ``wall``: the runner's clock is wall time (live). ``event``: each event applies at its
     #: own timestamp (replaying a history). ``virtual``: time is what ``hg:clock`` in Redis says
     #: (a test or a backtest drives it). Timer firings apply at their due time in the latter two.

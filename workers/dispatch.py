@@ -33,13 +33,19 @@ KICK_TTL_S = 30
 
 @lru_cache(maxsize=1)
 def _outbox() -> Outbox:
-    return Outbox(_client(), settings().shards)
+    config = settings()
+    return Outbox(_client(), config.shards, receipt_retention_s=config.receipt_retention_s)
 
 
 @lru_cache(maxsize=1)
 def _store() -> RedisStore:
     config = settings()
-    return RedisStore(_client(), shards=config.shards, dedupe_window_s=config.dedupe_window_s)
+    return RedisStore(
+        _client(),
+        shards=config.shards,
+        dedupe_window_s=config.dedupe_window_s,
+        receipt_retention_s=config.receipt_retention_s,
+    )
 
 
 def _dispatcher() -> Dispatcher:

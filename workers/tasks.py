@@ -60,7 +60,12 @@ def _clock() -> Clock:
 @lru_cache(maxsize=1)
 def _drainer() -> ShardDrainer:
     config = settings()
-    store = RedisStore(_client(), shards=config.shards, dedupe_window_s=config.dedupe_window_s)
+    store = RedisStore(
+        _client(),
+        shards=config.shards,
+        dedupe_window_s=config.dedupe_window_s,
+        receipt_retention_s=config.receipt_retention_s,
+    )
     return ShardDrainer(
         _client(),
         store,

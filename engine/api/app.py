@@ -110,7 +110,12 @@ def build_services(
             retry_after_s=config.retry_after_s,
             clock=clock,
         ),
-        store=RedisStore(client, shards=config.shards, dedupe_window_s=config.dedupe_window_s),
+        store=RedisStore(
+            client,
+            shards=config.shards,
+            dedupe_window_s=config.dedupe_window_s,
+            receipt_retention_s=config.receipt_retention_s,
+        ),
         write_keys=write_keys,
         tokens=tokens,
         audit=Audit(client, max_entries=config.audit_max),
