@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.core.context import build_context
+from engine.core.context import LazyView, build_context
 from engine.core.effects import Effects, NearMiss, StageChange, TimerArm, TimerCancel
 from engine.core.event import Event
 from engine.core.metrics import metric_values
@@ -55,12 +55,12 @@ class Application:
     fired: int = 0
     #: How many times the account changed during this application (see ``touched``).
     changes: int = 0
-    _context: dict[str, Any] | None = None
+    _context: LazyView | None = None
     _metrics: dict[str, float] | None = None
 
     # -- the condition/template context, rebuilt only after the state changed ----------------
 
-    def context(self) -> dict[str, Any]:
+    def context(self) -> LazyView:
         if self._context is None:
             self._context = build_context(
                 self.state, self.pset.schema, self.event, self.now, self.metrics

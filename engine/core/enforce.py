@@ -148,7 +148,7 @@ def render(
     customer_facing = False
     context: dict[str, Any] = {}
     if action.texts:  # the template context: built only for actions with templates
-        context = dict(app.context())
+        context = app.context().materialize()
         context["playbook"] = {"id": playbook.id, "name": playbook.spec.name}
     if action.kind == "email":
         recipient, customer_facing = recipient_of(app, spec.to)
