@@ -22,12 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
 
+from bench import compiled
 from bench.baseline import QUEUE, core_events, run_baseline
 from bench.cpu import Snapshot, per_event
 from bench.driver import SHARDS_QUEUE, Driver
@@ -35,7 +37,7 @@ from bench.latency import run_latency
 from bench.memory import measure, used_memory
 from bench.procs import RedisProcess, Workers, machine, worker_env
 from bench.throughput import run_throughput
-from bench.workload import PLAYBOOKS, calls, track_calls, write_playbooks
+from bench.workload import PLAYBOOKS, ROOT, calls, track_calls, write_playbooks
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,6 +54,11 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--no-aof", action="store_true", help="redis-server without AOF")
     parser.add_argument("--quick", action="store_true", help="20,000 events: a smoke run")
+    parser.add_argument(
+        "--pure",
+        action="store_true",
+        help="workers on the pure-Python core (default: compiled with mypyc, as the image is)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     args.events = args.events or (20_000 if quick else 200_000)
@@ -84,11 +91,20 @@ def run(
     client = server.client()
     about = machine(server.version())
     print(f"machine: {about}", flush=True)
-    print(f"{args.playbooks} playbooks in {playbooks}; {args.workers} worker(s)", flush=True)
-    env = worker_env(server.url, playbooks, args.shards)
+    tree = None if args.pure else compiled.build()
+    env = worker_env(server.url, playbooks, args.shards, tree)
+    cwd = tree or ROOT
+    if tree is not None:
+        compiled.check(tree, [sys.executable], cwd, env)
+    core = "python" if tree is None else "compiled"
+    print(
+        f"{args.playbooks} playbooks in {playbooks}; {args.workers} worker(s); core: {core}",
+        flush=True,
+    )
     ping = Celery("bench-ping", broker=server.url)
     driver = Driver(client, server.url, args.shards)
-    workers = Workers("workers.app", SHARDS_QUEUE, args.workers, env, logs / "logs").start(ping)
+    workers = Workers("workers.app", SHARDS_QUEUE, args.workers, env, logs / "logs", cwd)
+    workers.start(ping)
     try:
         warm = calls(20 * args.shards, 10 * args.shards, tag="warm-")
         driver.wait_applied(driver.ingest(warm), 0, 60)  # every shard, so every worker, warm
@@ -123,7 +139,7 @@ def run(
         )
     finally:
         workers.stop()
-    baseline = None if args.skip_baseline else baseline_run(args, server, env, ping, logs)
+    baseline = None if args.skip_baseline else baseline_run(args, server, env, cwd, ping, logs)
     ratio = None if baseline is None else throughput.events_per_s / baseline
     return {
         "events_per_s": round(throughput.events_per_s),
@@ -133,6 +149,7 @@ def run(
         "p99_ms": round(latency.p99_ms, 1),
         "bytes_per_account": round(memory.kept_per_account),
         "workers": args.workers,
+        "core": core,
         "playbooks": args.playbooks,
         "events": args.events,
         "accounts": args.accounts,
@@ -147,14 +164,19 @@ def run(
 
 
 def baseline_run(
-    args: argparse.Namespace, server: RedisProcess, env: dict[str, str], ping: Celery, logs: Path
+    args: argparse.Namespace,
+    server: RedisProcess,
+    env: dict[str, str],
+    cwd: Path,
+    ping: Celery,
+    logs: Path,
 ) -> float:
     """One Celery task per event on a flushed Redis, with a same-shaped, smaller workload."""
     client = server.client()
     client.flushall()
     accounts = max(1, args.baseline_events * args.accounts // args.events)
     print(f"baseline: {args.baseline_events:,} events over {accounts:,} accounts, one task each")
-    workers = Workers("bench.naive", QUEUE, args.workers, env, logs / "logs").start(ping)
+    workers = Workers("bench.naive", QUEUE, args.workers, env, logs / "logs", cwd).start(ping)
     try:
         run_baseline(client, server.url, core_events(calls(10 * args.workers, 5, "warm-")), 60)
         events = core_events(calls(args.baseline_events, accounts))

@@ -91,8 +91,12 @@ class Workers:
     """``count`` real ``celery -A <app> worker`` processes on one queue, solo pool (so each is
     exactly one process), as tests/workerproc.py starts them."""
 
-    def __init__(self, app: str, queue: str, count: int, env: dict[str, str], logs: Path) -> None:
+    def __init__(
+        self, app: str, queue: str, count: int, env: dict[str, str], logs: Path, cwd: Path = ROOT
+    ) -> None:
         self.app, self.queue, self.count, self.env, self.logs = app, queue, count, env, logs
+        #: Celery puts its working directory first on the path: the package imported is there.
+        self.cwd = cwd
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self, ping: Celery) -> Workers:
@@ -107,7 +111,7 @@ class Workers:
             ]  # fmt: skip
             log = (self.logs / f"{self.queue}-{n}.log").open("ab")
             self.processes.append(
-                subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+                subprocess.Popen(command, cwd=self.cwd, env=self.env, stdout=log, stderr=log)
             )
 
         def all_answer() -> bool:
@@ -135,15 +139,18 @@ class Workers:
         self.processes = []
 
 
-def worker_env(redis_url: str, playbooks: Path, shards: int) -> dict[str, str]:
-    """The environment the workers read their settings from."""
+def worker_env(
+    redis_url: str, playbooks: Path, shards: int, compiled: Path | None = None
+) -> dict[str, str]:
+    """The environment the workers read their settings from; with ``compiled`` (a copy built
+    by bench.compiled) its packages come first, the benchmark's own from the source tree."""
     env = dict(os.environ)
     env.update(
         REDIS_URL=redis_url,
         HOURGLASS_PLAYBOOKS=str(playbooks),
         HOURGLASS_SHARDS=str(shards),
         HOURGLASS_CLOCK="wall",
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=os.pathsep.join(str(p) for p in (compiled, ROOT) if p is not None),
         PYTHONUNBUFFERED="1",
     )
     return env
