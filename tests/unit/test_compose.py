@@ -104,10 +104,16 @@ def test_hourglass_services_wait_for_healthy_dependencies(compose: dict[str, Any
     assert flower["CELERY_BROKER_URL"] == "redis://broker:6379/0"
 
 
-def test_the_dockerfile_installs_the_package_on_python_3_11_slim() -> None:
+def test_the_dockerfile_installs_a_compiled_wheel_on_python_3_11_slim() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text().splitlines()
-    assert "FROM python:3.11-slim" in dockerfile
-    assert "RUN pip install ." in dockerfile
+    assert "FROM python:3.11-slim AS build" in dockerfile and "FROM python:3.11-slim" in dockerfile
+    build = next(line for line in dockerfile if "pip wheel" in line)
+    assert "HOURGLASS_COMPILE=1" in build and "--no-build-isolation" in build
+    assert 'RUN pip install "setuptools>=77" wheel ".[compile]"' in dockerfile
+    assert "RUN pip install /wheels/*.whl && rm -rf /wheels" in dockerfile
+    # the final stage carries no sources that would shadow the compiled modules
+    final = dockerfile[dockerfile.index("FROM python:3.11-slim") :]
+    assert not [line for line in final if line.startswith("COPY engine")]
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ".venv" in ignored and ".git" in ignored
 
