@@ -1,4 +1,5 @@
-# The README's two commands live here: `make demo` and `make test`.
+# The README's two commands live here: `make demo` and `make test`. `make test` runs the unit
+# tests twice: on the Python core, then on the core compiled with mypyc (as the image runs it).
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -30,3 +31,4 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+	$(BIN)/python -m bench.compiled --pytest -q tests/unit
