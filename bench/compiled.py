@@ -73,7 +73,8 @@ def build(root: Path = ROOT) -> Path:
         raise SystemExit(f"mypyc build failed: see {log}")
     shutil.rmtree(staging / "build", ignore_errors=True)  # intermediate C files
     (staging / ".built").touch()
-    shutil.rmtree(tree, ignore_errors=True)
+    for older in tree.parent.iterdir():  # copies of earlier sources
+        shutil.rmtree(older, ignore_errors=True)
     staging.rename(tree)
     return tree
 
