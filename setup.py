@@ -17,10 +17,15 @@ COMPILED = [
     "engine/core/application.py",
     "engine/core/apply.py",
     "engine/core/cel_native.py",
+    "engine/core/clock.py",
     "engine/core/conditions.py",
     "engine/core/context.py",
+    "engine/core/effects.py",
     "engine/core/enforce.py",
+    "engine/core/event.py",
     "engine/core/metrics.py",
+    "engine/core/playbook_set.py",
+    "engine/core/quiet.py",
     "engine/core/timers.py",
 ]
 

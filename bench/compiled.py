@@ -74,7 +74,8 @@ def build(root: Path = ROOT) -> Path:
     shutil.rmtree(staging / "build", ignore_errors=True)  # intermediate C files
     (staging / ".built").touch()
     for older in tree.parent.iterdir():  # copies of earlier sources
-        shutil.rmtree(older, ignore_errors=True)
+        if older != staging:
+            shutil.rmtree(older, ignore_errors=True)
     staging.rename(tree)
     return tree
 

@@ -18,6 +18,7 @@ from engine.core.loader import load_playbook_set
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # bench/ is a program next to the package, not installed with it
 
+from bench import compiled  # noqa: E402
 from bench.latency import _latencies, percentile  # noqa: E402
 from bench.memory import kind_of  # noqa: E402
 from bench.workload import PLAYBOOKS, calls, track_calls, write_playbooks  # noqa: E402
@@ -81,6 +82,7 @@ def test_memory_kinds_follow_the_key_names() -> None:
 
 def test_a_tiny_benchmark_run_prints_the_figures_as_one_json_line() -> None:
     require_redis_server()
+    compiled.build()  # the workers run the compiled core: built here, outside the run's timeout
     command = [
         sys.executable, "-m", "bench", "--events", "400", "--accounts", "100", "--workers", "1",
         "--latency-rate", "200", "--latency-seconds", "1", "--baseline-events", "60",
@@ -90,6 +92,7 @@ def test_a_tiny_benchmark_run_prints_the_figures_as_one_json_line() -> None:
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(figures) >= KEYS
     assert (figures["events"], figures["accounts"], figures["workers"]) == (400, 100, 1)
+    assert figures["core"] == "compiled"
     assert figures["events_per_s"] > 0 and figures["baseline_events_per_s"] > 0
     ratio = figures["events_per_s"] / figures["baseline_events_per_s"]
     assert abs(figures["ratio"] - ratio) <= 0.1  # the figures are printed rounded
