@@ -1,4 +1,7 @@
-"""What applying an event decides: actions, timer changes, stage changes, and near-misses."""
+"""What applying an event decides: actions, timer changes, stage changes, and near-misses.
+
+None of these is frozen: compiled (mypyc), a frozen dataclass is built through
+``object.__setattr__``, three times slower, and every application builds several."""
 
 from __future__ import annotations
 
@@ -55,7 +58,7 @@ class ActionEffect:
         return cls(**data)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class TimerArm:
     """Arm (or re-arm, with a new generation) a timer of the account."""
 
@@ -64,12 +67,12 @@ class TimerArm:
     due: float
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class TimerCancel:
     timer_id: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class StageChange:
     """An account moved on a track (``journey.track``); ``cause`` says what moved it."""
 
@@ -80,7 +83,7 @@ class StageChange:
     cause: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class NearMiss:
     """A playbook whose trigger matched but which did not act, and why."""
 
