@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,7 +33,7 @@ JOURNEY_TRAIT = "journey"
 MAX_FIRINGS = 64
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Firing:
     """A playbook trigger that matched, waiting to pass its conditions and policy."""
 
@@ -41,22 +41,26 @@ class Firing:
     trigger: CompiledTrigger
     occurrence: str
 
+    def __init__(self, playbook: CompiledPlaybook, trigger: CompiledTrigger, occurrence: str):
+        # Written out: compiled, a dataclass's generated __init__ stays interpreted (~10x).
+        self.playbook, self.trigger, self.occurrence = playbook, trigger, occurrence
 
-@dataclass
+
 class Application:
     """Working state while applying one event: the account, the clock reading, the effects."""
 
-    state: AccountState
-    pset: PlaybookSet
-    event: Event | None
-    now: float
-    effects: Effects = field(default_factory=Effects)
-    queue: list[Firing] = field(default_factory=list)
-    fired: int = 0
-    #: How many times the account changed during this application (see ``touched``).
-    changes: int = 0
-    _context: LazyView | None = None
-    _metrics: dict[str, float] | None = None
+    def __init__(self, state: AccountState, pset: PlaybookSet, event: Event | None, now: float):
+        self.state = state
+        self.pset = pset
+        self.event = event
+        self.now = now
+        self.effects = Effects()
+        self.queue: list[Firing] = []
+        self.fired = 0
+        #: How many times the account changed during this application (see ``touched``).
+        self.changes = 0
+        self._context: LazyView | None = None
+        self._metrics: dict[str, float] | None = None
 
     # -- the condition/template context, rebuilt only after the state changed ----------------
 

@@ -1,12 +1,13 @@
 """What applying an event decides: actions, timer changes, stage changes, and near-misses.
 
-None of these is frozen: compiled (mypyc), a frozen dataclass is built through
-``object.__setattr__``, three times slower, and every application builds several."""
+Every application builds several, so each spells out its ``__init__``: compiled (mypyc), a
+dataclass's generated ``__init__`` stays interpreted, ~10 times slower (and a frozen one goes
+through ``object.__setattr__``). The dataclass decorator still gives them ``==`` and a repr."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -16,7 +17,7 @@ def idempotency_key(playbook: str, account: str, occurrence: str, step: str) -> 
     return hashlib.blake2b(raw, digest_size=12).hexdigest()
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ActionEffect:
     """One action a playbook decided, with its rendered payload."""
 
@@ -30,7 +31,24 @@ class ActionEffect:
     payload: dict[str, Any]
     step: str
     #: Not to be delivered before this time (quiet hours); None: at once.
-    not_before: float | None = None
+    not_before: float | None
+
+    def __init__(
+        self,
+        key: str,
+        at: float,
+        account: str,
+        playbook: str,
+        version: int,
+        type: str,
+        mode: str,
+        payload: dict[str, Any],
+        step: str,
+        not_before: float | None = None,
+    ) -> None:
+        self.key, self.at, self.account, self.playbook = key, at, account, playbook
+        self.version, self.type, self.mode = version, type, mode
+        self.payload, self.step, self.not_before = payload, step, not_before
 
     @property
     def deliver_at(self) -> float:
@@ -58,7 +76,7 @@ class ActionEffect:
         return cls(**data)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class TimerArm:
     """Arm (or re-arm, with a new generation) a timer of the account."""
 
@@ -66,13 +84,19 @@ class TimerArm:
     generation: int
     due: float
 
+    def __init__(self, timer_id: str, generation: int, due: float) -> None:
+        self.timer_id, self.generation, self.due = timer_id, generation, due
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class TimerCancel:
     timer_id: str
 
+    def __init__(self, timer_id: str) -> None:
+        self.timer_id = timer_id
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class StageChange:
     """An account moved on a track (``journey.track``); ``cause`` says what moved it."""
 
@@ -82,8 +106,12 @@ class StageChange:
     at: float
     cause: str
 
+    def __init__(self, track: str, from_stage: str | None, to_stage: str, at: float, cause: str):
+        self.track, self.from_stage, self.to_stage, self.at = track, from_stage, to_stage, at
+        self.cause = cause
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class NearMiss:
     """A playbook whose trigger matched but which did not act, and why."""
 
@@ -92,18 +120,37 @@ class NearMiss:
     reason: str
     at: float
 
+    def __init__(self, playbook: str, occurrence: str, reason: str, at: float) -> None:
+        self.playbook, self.occurrence, self.reason, self.at = playbook, occurrence, reason, at
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class Effects:
     """Everything one ``apply`` decided, in the order it was decided."""
 
-    actions: list[ActionEffect] = field(default_factory=list)
-    timers_armed: list[TimerArm] = field(default_factory=list)
-    timers_cancelled: list[TimerCancel] = field(default_factory=list)
-    stage_changes: list[StageChange] = field(default_factory=list)
-    near_misses: list[NearMiss] = field(default_factory=list)
+    actions: list[ActionEffect]
+    timers_armed: list[TimerArm]
+    timers_cancelled: list[TimerCancel]
+    stage_changes: list[StageChange]
+    near_misses: list[NearMiss]
     #: A stale timer firing or an event the core could not place: dropped, with the reason.
-    dropped: str | None = None
+    dropped: str | None
+
+    def __init__(
+        self,
+        actions: list[ActionEffect] | None = None,
+        timers_armed: list[TimerArm] | None = None,
+        timers_cancelled: list[TimerCancel] | None = None,
+        stage_changes: list[StageChange] | None = None,
+        near_misses: list[NearMiss] | None = None,
+        dropped: str | None = None,
+    ) -> None:
+        self.actions = actions if actions is not None else []
+        self.timers_armed = timers_armed if timers_armed is not None else []
+        self.timers_cancelled = timers_cancelled if timers_cancelled is not None else []
+        self.stage_changes = stage_changes if stage_changes is not None else []
+        self.near_misses = near_misses if near_misses is not None else []
+        self.dropped = dropped
 
     def extend(self, other: Effects) -> None:
         self.actions += other.actions
