@@ -52,6 +52,17 @@ class Unsure(Exception):
     """The closure cannot be sure of CEL's answer; the caller asks CEL."""
 
 
+class Absent(Exception):
+    """A map has no such key, and CEL's answer is the error naming it (CEL raises
+    ``KeyError(key)``). Raised where a field is read; every node that could absorb the error
+    or name another one (``&&``, ``||``, macros, lists, a second missing operand) turns it
+    into Unsure, so it reaches the caller only when CEL would fail naming this key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
 class Unsupported(Exception):
     """The expression uses something outside the subset (compile time only)."""
 
@@ -630,7 +641,14 @@ class _Parser:
         values = [self._value(item) for item in items]
         if all(known for known, _ in values):
             return self._literal([value for _, value in values])
-        return lambda env: [item(env) for item in items]
+
+        def elements(env: Mapping[str, Any]) -> list[Any]:
+            try:
+                return [item(env) for item in items]
+            except Absent:
+                raise Unsure from None  # another element may be missing too
+
+        return elements
 
 
 def _string(text: str) -> str:
@@ -658,27 +676,59 @@ def _negate(value: Any) -> Any:
 
 def _logical(left: Native, right: Native, decisive: bool) -> Native:
     """``&&`` (decisive False) or ``||`` (decisive True). CEL's are commutative: a decisive
-    side decides even when the other side is an error or not a bool."""
+    side decides even when the other side is an error or not a bool; a missing value on one
+    side is the answer when the other side is a bool that does not decide."""
+    undecided = not decisive
 
     def logical(env: Mapping[str, Any]) -> bool:
+        missing: Absent | None = None
         try:
             first = left(env)
+        except Absent as absent:
+            first, missing = None, absent
         except Exception:
             first = None
         if first is decisive:
             return decisive is True
-        second = right(env)
+        try:
+            second = right(env)
+        except Absent:
+            if first is undecided:
+                raise
+            raise Unsure from None
         if second is decisive:
             return decisive is True
-        if first is None or first is not (not decisive):
+        if first is None:
+            if missing is not None and second is undecided:
+                raise missing
+            raise Unsure
+        if first is not undecided:
             raise Unsure
         return _bool(second)
 
     return logical
 
 
+def _operands(left: Native, right: Native, env: Mapping[str, Any]) -> tuple[Any, Any]:
+    """Both operands. A missing value on one side is CEL's answer; on both, CEL may name
+    either (it depends on the operator), so the closure is unsure."""
+    try:
+        a = left(env)
+    except Absent:
+        try:
+            right(env)
+        except Exception:
+            raise Unsure from None
+        raise
+    return a, right(env)
+
+
 def _apply2(op: Callable[[Any, Any], Any], left: Native, right: Native) -> Native:
-    return lambda env: op(left(env), right(env))
+    def apply2(env: Mapping[str, Any]) -> Any:
+        a, b = _operands(left, right, env)
+        return op(a, b)
+
+    return apply2
 
 
 def _path(root: str, names: tuple[str, ...]) -> Native:
@@ -689,7 +739,10 @@ def _path(root: str, names: tuple[str, ...]) -> Native:
         for name in names:
             if not isinstance(value, dict):
                 raise Unsure
-            value = value[name]
+            try:
+                value = value[name]
+            except KeyError:
+                raise Absent(name) from None
         return _checked(value)
 
     return path
@@ -700,16 +753,22 @@ def _select(target: Native, name: str) -> Native:
         value = target(env)
         if not isinstance(value, dict):
             raise Unsure
-        return _checked(value[name])
+        try:
+            return _checked(value[name])
+        except KeyError:
+            raise Absent(name) from None
 
     return select
 
 
 def _index(target: Native, key: Native) -> Native:
     def index(env: Mapping[str, Any]) -> Any:
-        value, at = target(env), key(env)
+        value, at = _operands(target, key, env)
         if isinstance(value, dict) and type(at) is str:
-            return _checked(value[at])
+            try:
+                return _checked(value[at])
+            except KeyError:
+                raise Absent(at) from None
         if type(value) is list and type(at) is int and 0 <= at < len(value):
             return _checked(value[at])
         raise Unsure
@@ -725,9 +784,12 @@ def _macro(name: str, target: Native, variable: str, predicate: Native) -> Nativ
         value = target(env)
         if type(value) is not list and not isinstance(value, dict):
             raise Unsure
-        for item in value:
-            if _bool(predicate(_Bound(env, variable, _checked(item)))) is wanted:
-                return wanted
+        try:
+            for item in value:
+                if _bool(predicate(_Bound(env, variable, _checked(item)))) is wanted:
+                    return wanted
+        except Absent:
+            raise Unsure from None  # CEL's macros absorb errors when an element decides
         return not wanted
 
     return macro

@@ -17,7 +17,7 @@ from typing import Any
 
 import cel
 
-from engine.core.cel_native import Native, compile_native
+from engine.core.cel_native import Absent, Native, compile_native
 from engine.core.cel_paths import Field, Scope, analyze, check_paths, format_path
 
 __all__ = [
@@ -83,6 +83,8 @@ class Condition:
         if self._native is not None and not isinstance(context, cel.Context):
             try:
                 answer = self._native(context)
+            except Absent as absent:  # CEL would fail naming this missing value
+                return Verdict(False, self._missing(absent.key))
             except Exception:  # not sure of CEL's answer: CEL gives it below
                 answer = None
             if answer is True:

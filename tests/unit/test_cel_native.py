@@ -1,8 +1,9 @@
 """The Python closures of ``cel_native`` answer exactly as CEL does, or not at all.
 
 Every case runs both ways: where CEL gives a value the closure gives the same value of the
-same type or declines (Unsure); where CEL raises, the closure must decline. Random
-expressions from a grammar of the supported subset check the same over many shapes.
+same type or declines (Unsure); where CEL raises, the closure must decline, or raise Absent
+naming the very key CEL's KeyError names. Random expressions from a grammar of the supported
+subset check the same over many shapes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.core.cel_native import Unsure, compile_native
+from engine.core.cel_native import Absent, Unsure, compile_native
 from engine.core.conditions import FAILED, PASSED, compile_condition
 from engine.core.context import LazyView
 
@@ -46,12 +47,13 @@ CONTEXT: dict[str, Any] = {
 
 
 def _cel(source: str, context: dict[str, Any]) -> tuple[bool, Any]:
+    """(True, CEL's value) or (False, the exception CEL raised)."""
     try:
         return True, cel.compile(source).execute(cel.Context(context))
     except BaseException as exc:  # pyo3 panics derive from BaseException
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        return False, None
+        return False, exc
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -65,7 +67,8 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def check(source: str, context: dict[str, Any] = CONTEXT) -> str:
-    """Compare the closure with CEL on ``source``; 'native', 'declined' or 'unsupported'."""
+    """Compare the closure with CEL on ``source``: 'native', 'absent' (both fail naming the
+    same missing key), 'declined' or 'unsupported'."""
     native = compile_native(source)
     if native is None:
         return "unsupported"
@@ -74,8 +77,14 @@ def check(source: str, context: dict[str, Any] = CONTEXT) -> str:
         got = native(context)
     except Unsure:
         return "declined"
-    except (KeyError, IndexError):  # a missing value: CEL answers, naming it
-        return "declined"
+    except Absent as absent:
+        assert not ok, (
+            f"{source}: CEL answered {expected!r}, the closure said {absent.key!r} is missing"
+        )
+        assert type(expected) is KeyError and expected.args == (absent.key,), (
+            f"{source}: CEL raised {expected!r}, the closure said {absent.key!r} is missing"
+        )
+        return "absent"
     assert ok, f"{source}: CEL raised but the closure answered {got!r}"
     assert _same(got, expected), f"{source}: closure {got!r} vs CEL {expected!r}"
     return "native"
@@ -129,8 +138,29 @@ ANSWERED = [
     "x.s == 'abc' && x.neg < -6.5",
 ]
 
+MISSING = [
+    "x.missing > 1",  # CEL fails naming the missing value: the closure names the same
+    "x.m.c == 1",
+    "x.nope.deep == 1",
+    "x.missing > 1 && x.i > 1",  # an error on one side, true on the other
+    "x.i > 1 && x.missing > 1",
+    "x.missing == 1 || false",
+    "!(x.missing > 1)",
+    "x.missing in ['a']",
+    "x.s.startsWith(x.missing)",  # CEL evaluates a method's argument first
+    "x.missing.startsWith(x.s)",
+    "x.m['c'] == 1",
+    "x.missing == 1 ? 1 : 2",
+    "has(x.nope.deep)",
+    "x.missing + 1 > x.i",
+]
+
 DECLINED = [
-    "x.missing > 1",  # CEL names the missing value
+    "x.missing + 1 > x.other",  # two missing values: which CEL names depends on the operator
+    "x.qa == 1 && x.qb == 1",
+    "x.qa.startsWith(x.qb)",
+    "[x.qa, x.i] == []",
+    "x.l.exists(v, x.qa == v)",  # macros absorb errors when an element decides
     "x.huge > 1",  # not an int64
     "x.big * 4",  # overflow
     "x.i + x.f",  # CEL has no int + double
@@ -144,7 +174,6 @@ DECLINED = [
     "x.naive > now",
     "double(x.s) > 1.0",
     "x.l == [1, 2.0, 'a']",  # lists compare in CEL
-    "x.missing > 1 && x.i > 1",  # an error on one side, true on the other
     "x.s > 3",
     "x.l == 1 || x.nan > 1.0",
     "x.i || false",
@@ -171,6 +200,11 @@ def test_the_closure_answers_as_cel_does(source: str) -> None:
     assert check(source) == "native"
 
 
+@pytest.mark.parametrize("source", MISSING)
+def test_a_missing_value_fails_as_in_cel(source: str) -> None:
+    assert check(source) == "absent"
+
+
 @pytest.mark.parametrize("source", DECLINED)
 def test_the_closure_declines_where_cel_errors_or_is_unclear(source: str) -> None:
     assert check(source) == "declined"
@@ -185,7 +219,9 @@ def test_a_condition_gives_the_same_verdict_with_or_without_its_closure() -> Non
     from engine.core.cel_paths import Field
 
     scope = {"x": Field.any_(), "now": Field.timestamp()}
-    for source in ["x.i > 2", "x.missing > 1", "x.i + x.f > 1", "x.s == 'zzz'", "x.i"]:
+    sources = ["x.i > 2", "x.missing > 1", "x.i + x.f > 1", "x.s == 'zzz'", "x.i"]
+    sources += ["x.m.c == 1 && x.i > 1", "x.qa > 1 || x.qb > 1", "x.s.startsWith(x.gone)"]
+    for source in sources:
         with_closure = compile_condition(source, scope)
         assert with_closure._native is not None
         without = compile_condition(source, scope)
@@ -214,8 +250,9 @@ def test_lazy_sections_are_read_through() -> None:
 # -- random expressions over the subset ---------------------------------------------------
 
 INTS = ["1", "0", "-3", "7", "9223372036854775807", "x.i", "x.neg", "x.zero", "x.big", "x.m.a"]
-FLOATS = ["2.5", "0.0", "-1.5", "1e300", "x.f", "x.fz", "x.nan"]
-STRINGS = ["'a'", "'abc'", "''", "x.s", "x.e", "x.m.b"]
+INTS += ["x.count", "x.m.n"]  # missing
+FLOATS = ["2.5", "0.0", "-1.5", "1e300", "x.f", "x.fz", "x.nan", "x.ratio"]
+STRINGS = ["'a'", "'abc'", "''", "x.s", "x.e", "x.m.b", "x.name", "x.gone.deep"]
 TIMES = ["x.t", "now", "timestamp('2026-01-01T00:00:00Z')"]
 DURATIONS = ["x.d", "duration('1h')", "duration('-30m')", "duration('36h')"]
 ODD = ["x.l", "x.m", "x.n", "null", "x.missing", "x.huge", "x.naive", "[]", "[1, 2.0, 'a']"]
@@ -298,4 +335,4 @@ def _expressions() -> st.SearchStrategy[str]:
 )
 @given(_expressions())
 def test_random_expressions_agree_with_cel(source: str) -> None:
-    assert check(source) in ("native", "declined", "unsupported")
+    assert check(source) in ("native", "absent", "declined", "unsupported")
