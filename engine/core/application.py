@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.core.context import LazyView, build_context
+from engine.core.context import LazyView, build_context, forget_account
 from engine.core.effects import Effects, NearMiss, StageChange, TimerArm, TimerCancel
 from engine.core.event import Event
 from engine.core.metrics import metric_values
@@ -83,13 +83,15 @@ class Application:
 
     def touched(self) -> None:
         """The account changed: conditions and templates must see it anew."""
-        self._context = None
+        if self._context is not None:
+            forget_account(self._context)
         self.changes += 1
 
     def recorded(self) -> None:
         """Metrics took an event: their values must be computed anew (time is fixed)."""
         self._metrics = None
-        self._context = None
+        if self._context is not None:
+            forget_account(self._context)
 
     @property
     def timezone(self) -> str:

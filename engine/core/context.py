@@ -193,6 +193,17 @@ def event_view(event: Event | None) -> dict[str, Any]:
     }
 
 
+#: The context's sections read from the account's state; ``event`` and ``now`` are fixed for
+#: the whole application of an event.
+_ACCOUNT_SECTIONS = ("account", "contacts")
+
+
+def forget_account(context: LazyView) -> None:
+    """The account changed: its sections are built anew when next read."""
+    for key in _ACCOUNT_SECTIONS:
+        context.pop(key, None)
+
+
 def build_context(
     state: AccountState,
     schema: AccountSchema,
