@@ -309,10 +309,12 @@ def _thresholds(app: Application) -> None:
             past = value < bound.below
         else:
             past = bound.above is not None and value > bound.above
-        marks = state.book(playbook.id).marks
+        book = state.books.get(playbook.id)  # created only to write a mark
         index = trigger.index
-        before = marks.get(index)
+        before = book.marks.get(index) if book is not None else None
         if before is None or bool(before) != past:  # a first reading, or a crossing
-            marks[index] = int(past)
+            if book is None:
+                book = state.book(playbook.id)
+            book.marks[index] = int(past)
             if before is not None and past:
                 app.fire(playbook, trigger, f"cross:{index}@{app.now:.0f}")

@@ -197,7 +197,9 @@ def reset_inactivity(app: Application, name: str, ts: float) -> None:
         spec = trigger.spec.inactivity
         assert spec is not None
         timer_id = trigger_timer(playbook.id, trigger.index)
-        app.state.book(playbook.id).marks.pop(trigger.index, None)
+        book = app.state.books.get(playbook.id)
+        if book is not None:
+            book.marks.pop(trigger.index, None)
         current = app.state.tracks.get(playbook.own_track)
         if spec.in_stage is not None and (current is None or current.stage != spec.in_stage):
             continue
