@@ -78,6 +78,8 @@ def test_memory_kinds_follow_the_key_names() -> None:
     assert kind_of(b"hg:{s03}:accounts") == "accounts sets"
     assert kind_of(b"hg:users") == "user directory"
     assert kind_of(b"hg:{s03}:counters") == "other"
+    assert kind_of(b"hg:{s03}:outbox") == "outbox"
+    assert kind_of(b"hg:{s03}:delivered:2") == kind_of(b"hg:{s03}:recent:acme") == "receipts"
 
 
 def test_a_tiny_benchmark_run_prints_the_figures_as_one_json_line() -> None:

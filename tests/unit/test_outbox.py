@@ -418,3 +418,6 @@ def test_a_delivery_joins_the_accounts_recent_deliveries_once(fake_redis: redis.
     recent = fake_redis.lrange(ShardKeys(shard).recent("acme"), 0, -1)
     assert len(recent) == RECENT_DELIVERIES
     assert b'"key":"k22"' in recent[0] and b'"receipt":"250 OK"' in recent[0]
+    # the list goes when its latest receipt would: a receipt retention after that delivery
+    ttl = fake_redis.pttl(ShardKeys(shard).recent("acme"))
+    assert outbox.receipt_retention_ms - 60_000 < ttl <= outbox.receipt_retention_ms
