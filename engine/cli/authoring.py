@@ -98,7 +98,11 @@ def simulate(
 
 @app.command()
 def demo(
-    playbooks: Path = typer.Option(Path("playbooks"), help="Playbook directory."),  # noqa: B008
+    playbooks: Path = typer.Option(  # noqa: B008
+        Path("playbooks"),
+        envvar="HOURGLASS_PLAYBOOKS",
+        help="Playbook directory (the repository's examples when run from its root).",
+    ),
     accounts: int = typer.Option(300, min=1, help="How many synthetic accounts."),
     days: int = typer.Option(120, min=7, help="How many days of history."),
     seed: int = typer.Option(7, help="Random seed: the same seed gives the same history."),
@@ -115,6 +119,13 @@ def demo(
     from engine.runtime.embedded import clear_outbox, embedded_runner
 
     started = time.perf_counter()
+    if not playbooks.is_dir():
+        typer.echo(
+            f"no playbook directory at {playbooks.resolve()}: run the demo from the repository's "
+            "root (its examples are in playbooks/), or pass --playbooks DIR",
+            err=True,
+        )
+        raise typer.Exit(1)
     pset = _load([playbooks])
     console.print(f"Generating {days} days of history for {accounts} accounts (seed {seed})…")
     history = generate(seed=seed, accounts=accounts, days=days)

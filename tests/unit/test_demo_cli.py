@@ -38,3 +38,23 @@ def test_demo_runs_without_services_and_names_every_stage(tmp_path: Path) -> Non
     emails = list((outbox / "emails").glob("*.eml"))
     assert emails, "the demo wrote no emails to the outbox"
     assert b"Message-ID: <" in emails[0].read_bytes()
+
+
+def test_demo_away_from_the_examples_says_where_it_looked(tmp_path: Path) -> None:
+    env = {"PATH": str(HOURGLASS.parent), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [str(HOURGLASS), "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert f"no playbook directory at {tmp_path / 'playbooks'}" in done.stderr
+    assert "--playbooks DIR" in done.stderr and "Traceback" not in done.stderr
+    with_env = subprocess.run(
+        [str(HOURGLASS), "demo", "--accounts", "20", "--days", "30", "--outbox", "out"],
+        cwd=tmp_path,
+        env={**env, "HOURGLASS_PLAYBOOKS": str(ROOT / "playbooks"), "COLUMNS": "100"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert with_env.returncode == 0, with_env.stderr
+    assert list((tmp_path / "out" / "emails").glob("*.eml"))
