@@ -87,6 +87,7 @@ def test_state_redis_persists_with_aof_and_never_evicts(compose: dict[str, Any])
     assert options["--appendonly"] == "yes"
     assert options["--appendfsync"] == "everysec"
     assert options["--maxmemory-policy"] == "noeviction"
+    assert options["--lazyfree-lazy-expire"] == "yes"  # expired dedupe and receipt hashes
     volume, _, target = redis["volumes"][0].partition(":")
     assert target == "/data" and volume in compose["volumes"]
     broker = " ".join(compose["services"]["broker"]["command"])
