@@ -299,16 +299,16 @@ def _thresholds(app: Application) -> None:
     values = app.metrics()
     health = state.health
     bands = app.pset.schema.health.bands
-    for playbook, trigger, metric, bound in crossings:
+    for playbook, trigger, metric, band, below, above in crossings:
         value = health if metric is None else values.get(metric)
         if value is None:
             continue
-        if bound.band is not None:
-            past = bands.band(value) == bound.band
-        elif bound.below is not None:
-            past = value < bound.below
+        if band is not None:
+            past = bands.band(value) == band
+        elif below is not None:
+            past = value < below
         else:
-            past = bound.above is not None and value > bound.above
+            past = above is not None and value > above
         book = state.books.get(playbook.id)  # created only to write a mark
         index = trigger.index
         before = book.marks.get(index) if book is not None else None

@@ -99,11 +99,11 @@ def account_view(
 
     def traits() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        declared = schema.traits
+        typed = schema.typed_traits
         for name, value in state.traits.items():
-            spec = declared.get(name)
-            if spec is not None and spec.type != "string":
-                value = _trait(spec.type, value)
+            kind = typed.get(name)
+            if kind is not None:
+                value = _trait(kind, value)
             if value is not None:
                 out[name] = value
         return out

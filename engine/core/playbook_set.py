@@ -10,7 +10,7 @@ from engine.core.conditions import Condition
 from engine.core.destinations import Destinations
 from engine.core.durations import Duration
 from engine.core.journeys import Journey, Track, Transition
-from engine.core.playbooks import Playbook, Threshold, Trigger
+from engine.core.playbooks import Playbook, Trigger
 from engine.core.schema import AccountSchema
 from engine.core.templates import CompiledTemplate
 
@@ -87,8 +87,10 @@ class CompiledTransition:
 
 Hook = tuple[CompiledPlaybook, CompiledTrigger]
 #: A threshold trigger with what it reads (a metric's name; None for the health score) and
-#: its bound.
-Crossing = tuple[CompiledPlaybook, CompiledTrigger, str | None, Threshold]
+#: its bound, taken out of the authored model once: (band, below, above), one of them set.
+Crossing = tuple[
+    CompiledPlaybook, CompiledTrigger, str | None, str | None, float | None, float | None
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +194,8 @@ class PlaybookSet:
             metric = t.spec.metric
             bound = metric or t.spec.health
             assert bound is not None
-            thresholds.append((p, t, None if metric is None else metric.name or "", bound))
+            name = None if metric is None else metric.name or ""
+            thresholds.append((p, t, name, bound.band, bound.below, bound.above))
             names = {metric.name} if metric is not None and metric.name else health
             track = p.track_key() if p.journey is not None else None
             watched.setdefault(track, set()).update(n for n in names if n in self.schema.metrics)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -110,6 +111,12 @@ class AccountSchema(Authored):
     contact_roles: tuple[str, ...] = ("champion", "decision_maker", "admin", "billing", "user")
     #: The trait that holds the account's IANA time zone (for date triggers and business days).
     timezone_trait: str | None = None
+
+    @cached_property
+    def typed_traits(self) -> dict[str, TraitType]:
+        """The declared traits whose values are converted when read (all but strings), with
+        their type: read once, not on every account view."""
+        return {name: spec.type for name, spec in self.traits.items() if spec.type != "string"}
 
     @field_validator("traits", mode="before")
     @classmethod
