@@ -731,6 +731,14 @@ def _apply2(op: Callable[[Any, Any], Any], left: Native, right: Native) -> Nativ
     return apply2
 
 
+def _field(value: dict[str, Any], name: str) -> Any:
+    """A map's field, read as CEL reads it (a lazy view builds it); Absent when it has none."""
+    try:
+        return value[name]
+    except KeyError:
+        raise Absent(name) from None
+
+
 def _path(root: str, names: tuple[str, ...]) -> Native:
     """A variable and the fields selected from it, read in one closure."""
 
@@ -739,10 +747,7 @@ def _path(root: str, names: tuple[str, ...]) -> Native:
         for name in names:
             if not isinstance(value, dict):
                 raise Unsure
-            try:
-                value = value[name]
-            except KeyError:
-                raise Absent(name) from None
+            value = _field(value, name)
         return _checked(value)
 
     return path
@@ -753,10 +758,7 @@ def _select(target: Native, name: str) -> Native:
         value = target(env)
         if not isinstance(value, dict):
             raise Unsure
-        try:
-            return _checked(value[name])
-        except KeyError:
-            raise Absent(name) from None
+        return _checked(_field(value, name))
 
     return select
 
@@ -765,10 +767,7 @@ def _index(target: Native, key: Native) -> Native:
     def index(env: Mapping[str, Any]) -> Any:
         value, at = _operands(target, key, env)
         if isinstance(value, dict) and type(at) is str:
-            try:
-                return _checked(value[at])
-            except KeyError:
-                raise Absent(at) from None
+            return _checked(_field(value, at))
         if type(value) is list and type(at) is int and 0 <= at < len(value):
             return _checked(value[at])
         raise Unsure
